@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradient functions; training needs all of them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { GrerankError } from '../errors.js';
 import { registerWasmKernels } from './kernels/index.js';
 

@@ -30,3 +30,22 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A golden tensor as a tfjs tensor. */
+export function toTensor(g: GoldenTensor): tf.Tensor {
+  return tf.tensor(g.data, g.shape, g.dtype === 'int32' ? 'int32' : 'float32');
+}
+
+/** Asserts max |actual - golden| <= tol, with a message that says by how much it missed. */
+export function expectClose(actual: tf.Tensor | ArrayLike<number> | number, g: GoldenTensor | number, tol: number, what: string): number {
+  const a = typeof actual === 'number' ? [actual] : actual instanceof tf.Tensor ? Array.from(actual.dataSync()) : Array.from(actual);
+  const b = typeof g === 'number' ? [g] : g.data;
+  if (typeof g !== 'number' && actual instanceof tf.Tensor) {
+    if (JSON.stringify(actual.shape) !== JSON.stringify(g.shape)) throw new Error(`${what}: shape [${actual.shape}] vs golden [${g.shape}]`);
+  }
+  const d = maxAbsDiff(a, b);
+  if (!(d <= tol)) throw new Error(`${what}: max abs diff ${d.toExponential(3)} > tolerance ${tol}`);
+  return d;
+}
