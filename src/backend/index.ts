@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradient functions; training needs all of them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+// tfjs-core's CommonJS bundle registers no gradient functions, and its ES-module files cannot be
+// loaded by Node (extensionless imports). The union package's Node bundle registers all of them
+// against the same tfjs-core instance (versions are pinned to match).
+import '@tensorflow/tfjs';
 import { GrerankError } from '../errors.js';
 import { registerWasmKernels } from './kernels/index.js';
 

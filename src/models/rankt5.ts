@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { ParamStore } from './params.js';
+import type { Reranker } from './reranker.js';
 import { T5Model, type T5LoadOptions } from './t5.js';
 
 /** The RankT5 encoder-decoder scores with the first-step logit of `<extra_id_10>`. */
@@ -9,7 +11,9 @@ export const RANKT5_TOKEN_ID = 32089;
  * token 0, score = the raw first-step logit of one token, i.e. (h * d_model^-0.5) . E[token].
  * Only that one logit is computed, not the whole vocabulary.
  */
-export class RankT5 {
+export class RankT5 implements Reranker {
+  readonly kind = 'rankt5' as const;
+
   constructor(
     readonly t5: T5Model,
     readonly tokenId = RANKT5_TOKEN_ID,
@@ -36,8 +40,8 @@ export class RankT5 {
     return tf.reshape(tf.matMul(h, row, false, true), [b]);
   }
 
-  variables(): tf.Variable[] {
-    return this.t5.params.variables();
+  get params(): ParamStore {
+    return this.t5.params;
   }
 
   dispose(): void {

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerInspect } from './inspect.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command();
+program
+  .name('grerank')
+  .description('Train rerankers end to end with Gumbel Reranking (G-Rerank) against a frozen Fusion-in-Decoder reader')
+  .version(pkg.version)
+  .showHelpAfterError('(run with --help for usage)');
+
+registerInspect(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,146 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { RerankBatch } from '../data/batch.js';
+import { maskStats } from '../gumbel/mask.js';
+import type { Objective, StepInputs } from '../methods/objective.js';
+import type { Scorer } from '../methods/scorer.js';
+import { disposeEncoding, type FidReader } from '../models/fid.js';
+import { shiftRight } from '../models/t5.js';
+import { AdamW, clipByGlobalNorm, learningRate, type AdamWOptions, type ScheduleOptions } from './optimizer.js';
+
+export interface GradientResult {
+  loss: number;
+  /** Gradients aligned with scorer.variables(); the caller disposes them. */
+  grads: tf.Tensor[];
+  /** The passage mask the reader saw [b*n], when the objective has one. */
+  mask?: Float32Array;
+}
+
+/**
+ * Forward and backward of one batch. The reader's encoder and cross-attention keys/values are
+ * computed first, outside the gradient tape: they do not depend on the mask, so backward keeps
+ * none of the encoder's activations; only the reranker and the reader's decoder are taped.
+ */
+export function forwardBackward(scorer: Scorer, objective: Objective, reader: FidReader, batch: RerankBatch): GradientResult {
+  const { b, n, passageLen: l, targetLen: t } = batch;
+  const c = reader.t5.config;
+  const inputs: StepInputs = tf.tidy(() => {
+    const ids = tf.tensor3d(batch.passageIds, [b, n, l], 'int32');
+    const mask = tf.tensor3d(batch.passageMask, [b, n, l], 'int32');
+    return {
+      batch,
+      reader,
+      enc: reader.encodePassages(ids, mask),
+      labels: tf.tensor2d(batch.labels, [b, t], 'int32'),
+      decoderInputIds: tf.tensor2d(shiftRight(batch.labels, b, t, c.decoderStartTokenId, c.padTokenId), [b, t], 'int32'),
+    } as unknown as tf.TensorContainer;
+  }) as unknown as StepInputs;
+  let maskT: tf.Tensor | undefined;
+  try {
+    objective.prepare?.(inputs);
+    const vars = scorer.variables();
+    const { value, grads } = tf.variableGrads(() => {
+      const out = objective.loss(scorer.scores(batch), inputs);
+      if (out.mask) maskT = tf.keep(out.mask);
+      return out.loss;
+    }, vars);
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    // A variable the loss does not reach (e.g. an unused head) gets a zero gradient.
+    const ordered = vars.map((v) => grads[v.name] ?? tf.zerosLike(v));
+    const mask = maskT ? (maskT.dataSync() as Float32Array) : undefined;
+    return { loss, grads: ordered, mask };
+  } finally {
+    objective.release?.();
+    maskT?.dispose();
+    disposeEncoding(inputs.enc);
+    tf.dispose([inputs.labels, inputs.decoderInputIds]);
+  }
+}
+
+export interface TrainerOptions {
+  schedule: ScheduleOptions;
+  /** Global gradient-norm clip (0 disables). */
+  clipNorm: number;
+  adamw?: Partial<AdamWOptions>;
+}
+
+export interface StepStats {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** True when a non-finite gradient made every rank skip this update. */
+  skipped: boolean;
+  examples: number;
+  maxWeight?: number;
+  entropy?: number;
+  seconds: { forwardBackward: number; allReduce: number; optimizer: number };
+}
+
+/**
+ * Averages gradients across data-parallel ranks and says whether any rank saw a non-finite
+ * value. The single-process trainer uses the identity.
+ */
+export type GradientReducer = (grads: tf.Tensor[], localNonFinite: boolean) => Promise<{ grads: tf.Tensor[]; nonFinite: boolean }>;
+
+/**
+ * The single-process training loop body: forward/backward, optional all-reduce hook, clipping,
+ * AdamW with the schedule. Distributed training swaps in a reducer; nothing else changes.
+ */
+export class Trainer {
+  readonly optimizer: AdamW;
+  skippedSteps = 0;
+
+  constructor(
+    readonly scorer: Scorer,
+    readonly reader: FidReader,
+    readonly objective: Objective,
+    readonly opts: TrainerOptions,
+    readonly reduce?: GradientReducer,
+  ) {
+    this.optimizer = new AdamW(scorer.variables(), opts.adamw);
+  }
+
+  /** Updates applied so far (skipped steps are not updates). */
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  async trainStep(batch: RerankBatch): Promise<StepStats> {
+    const t0 = performance.now();
+    const res = forwardBackward(this.scorer, this.objective, this.reader, batch);
+    const t1 = performance.now();
+    let grads = res.grads;
+    let nonFinite = !Number.isFinite(res.loss);
+    if (this.reduce) {
+      const r = await this.reduce(grads, nonFinite);
+      if (r.grads !== grads) tf.dispose(grads);
+      grads = r.grads;
+      nonFinite = r.nonFinite;
+    }
+    const t2 = performance.now();
+    const clipped = clipByGlobalNorm(grads, this.opts.clipNorm);
+    nonFinite ||= !Number.isFinite(clipped.norm);
+    const lr = learningRate(this.opts.schedule, this.optimizer.step + 1);
+    if (nonFinite) this.skippedSteps++;
+    else this.optimizer.apply(clipped.grads, lr);
+    tf.dispose(clipped.grads.filter((g) => !grads.includes(g)));
+    tf.dispose(grads);
+    const t3 = performance.now();
+    const stats: StepStats = {
+      step: this.optimizer.step,
+      loss: res.loss,
+      lr,
+      gradNorm: clipped.norm,
+      skipped: nonFinite,
+      examples: batch.b,
+      seconds: { forwardBackward: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, optimizer: (t3 - t2) / 1000 },
+    };
+    if (res.mask) Object.assign(stats, maskStats(res.mask, batch.b, batch.n));
+    return stats;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
