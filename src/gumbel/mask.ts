@@ -47,10 +47,12 @@ export function hardTopK(scores: ArrayLike<number>, k: number): number[] {
 }
 
 /**
- * Statistics of a mask [B, n] the paper watches (Figures 4, 6, 7): the largest sampling weight
- * of each query, averaged over queries, and the mean entropy of the normalised mask (nats).
+ * Statistics of sampling weights [B, n] the paper watches (Figures 4, 6, 7): the largest weight
+ * of each query, averaged over queries, and the mean entropy (nats) of the weights normalised
+ * per query. Uniform weights give 1/n and log n; a reranker that separates documents pushes the
+ * first up and the second down.
  */
-export function maskStats(mask: Float32Array, b: number, n: number): { maxWeight: number; entropy: number } {
+export function weightStats(mask: Float32Array, b: number, n: number): { maxWeight: number; entropy: number } {
   let meanMax = 0;
   let entropy = 0;
   for (let i = 0; i < b; i++) {

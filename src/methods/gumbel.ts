@@ -22,6 +22,6 @@ export class GumbelObjective implements Objective {
     const noise = tf.tensor3d(gumbelNoise(this.rng, this.opts.k, b, n), [this.opts.k, b, n]);
     const mask = relaxedTopK(scores, noise, this.opts);
     const out = inputs.reader.forward(inputs.enc, inputs.decoderInputIds, inputs.labels, { logMask: logPassageMask(mask) });
-    return { loss: out.loss, mask };
+    return { loss: out.loss, mask, weights: tf.softmax(tf.mul(scores, this.opts.kappa)) as tf.Tensor2D };
   }
 }

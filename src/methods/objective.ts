@@ -14,8 +14,14 @@ export interface StepInputs {
 
 export interface ObjectiveOutput {
   loss: tf.Scalar;
-  /** The passage mask the reader saw [b, n] (gumbel, weights), for the paper's statistics. */
+  /** The passage mask the reader saw [b, n] (gumbel). */
   mask?: tf.Tensor2D;
+  /**
+   * The normalised sampling weights [b, n] the scores imply (G-Rerank: softmax(kappa * w), the
+   * distribution the Gumbel draws sample from; baselines: the student distribution). Their
+   * per-query maximum is the paper's "max sampling weight" (Figure 4).
+   */
+  weights?: tf.Tensor2D;
 }
 
 /**

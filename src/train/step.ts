@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RerankBatch } from '../data/batch.js';
-import { maskStats } from '../gumbel/mask.js';
+import { weightStats } from '../gumbel/mask.js';
 import type { Objective, StepInputs } from '../methods/objective.js';
 import type { Scorer } from '../methods/scorer.js';
 import { disposeEncoding, type FidReader } from '../models/fid.js';
@@ -13,6 +13,8 @@ export interface GradientResult {
   grads: tf.Tensor[];
   /** The passage mask the reader saw [b*n], when the objective has one. */
   mask?: Float32Array;
+  /** The normalised sampling weights [b*n], when the objective reports them. */
+  weights?: Float32Array;
 }
 
 /**
@@ -35,12 +37,14 @@ export function forwardBackward(scorer: Scorer, objective: Objective, reader: Fi
     } as unknown as tf.TensorContainer;
   }) as unknown as StepInputs;
   let maskT: tf.Tensor | undefined;
+  let weightsT: tf.Tensor | undefined;
   try {
     objective.prepare?.(inputs);
     const vars = scorer.variables();
     const { value, grads } = tf.variableGrads(() => {
       const out = objective.loss(scorer.scores(batch), inputs);
       if (out.mask) maskT = tf.keep(out.mask);
+      if (out.weights) weightsT = tf.keep(out.weights);
       return out.loss;
     }, vars);
     const loss = value.dataSync()[0]!;
@@ -48,10 +52,12 @@ export function forwardBackward(scorer: Scorer, objective: Objective, reader: Fi
     // A variable the loss does not reach (e.g. an unused head) gets a zero gradient.
     const ordered = vars.map((v) => grads[v.name] ?? tf.zerosLike(v));
     const mask = maskT ? (maskT.dataSync() as Float32Array) : undefined;
-    return { loss, grads: ordered, mask };
+    const weights = weightsT ? (weightsT.dataSync() as Float32Array) : undefined;
+    return { loss, grads: ordered, mask, weights };
   } finally {
     objective.release?.();
     maskT?.dispose();
+    weightsT?.dispose();
     disposeEncoding(inputs.enc);
     tf.dispose([inputs.labels, inputs.decoderInputIds]);
   }
@@ -72,8 +78,12 @@ export interface StepStats {
   /** True when a non-finite gradient made every rank skip this update. */
   skipped: boolean;
   examples: number;
+  /** Mean per-query maximum of the sampling weights (the paper's Figure 4 signal). */
   maxWeight?: number;
+  /** Mean entropy of the sampling weights (nats). */
   entropy?: number;
+  /** Mean per-query maximum of the relaxed mask the reader saw. */
+  maskMax?: number;
   seconds: { forwardBackward: number; allReduce: number; optimizer: number };
 }
 
@@ -136,7 +146,8 @@ export class Trainer {
       examples: batch.b,
       seconds: { forwardBackward: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, optimizer: (t3 - t2) / 1000 },
     };
-    if (res.mask) Object.assign(stats, maskStats(res.mask, batch.b, batch.n));
+    if (res.weights) Object.assign(stats, weightStats(res.weights, batch.b, batch.n));
+    if (res.mask) stats.maskMax = weightStats(res.mask, batch.b, batch.n).maxWeight;
     return stats;
   }
 
