@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { GrerankError } from '../errors.js';
 import type { ParamStore } from './params.js';
 import type { Reranker } from './reranker.js';
 import { T5Model, type T5LoadOptions } from './t5.js';
@@ -19,7 +20,7 @@ export class RankT5 implements Reranker {
     readonly tokenId = RANKT5_TOKEN_ID,
   ) {
     if (tokenId < 0 || tokenId >= t5.config.vocabSize) {
-      throw new RangeError(`RankT5 token id ${tokenId} is outside the vocabulary (${t5.config.vocabSize})`);
+      throw new GrerankError(`${t5.dir}: RankT5 token id ${tokenId} is outside the vocabulary [0, ${t5.config.vocabSize})`);
     }
   }
 

@@ -1,0 +1,87 @@
+import { Command, Option } from 'commander';
+import { initBackend, type BackendChoice } from '../backend/index.js';
+import { GrerankError } from '../errors.js';
+import { readJsonFile } from '../io/checkpoint.js';
+import { Progress } from '../obs/progress.js';
+import { METHODS, TRAIN_DEFAULTS, trainReranker, type TrainConfig } from '../train/run.js';
+import { action } from './run.js';
+
+function num(name: string, integer = false, min = -Infinity): (v: string) => number {
+  return (v: string) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) throw new GrerankError(`${name} must be ${integer ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}, got "${v}"`);
+    return x;
+  };
+}
+
+export function registerTrain(program: Command): void {
+  const d = TRAIN_DEFAULTS;
+  program
+    .command('train')
+    .description('train a reranker with Gumbel Reranking against a frozen FiD reader, in this process')
+    .option('--config <file>', 'JSON file with any of the options below (flags override it)')
+    .option('--reader <dir>', 'FiD reader: Hugging Face T5 directory with tokenizer.json')
+    .option('--reranker <dir>', 'reranker to train: RankT5 (model_type t5) or BGE (xlm-roberta) directory')
+    .option('--rankt5-token-id <id>', `RankT5 scoring token [${d.rankT5TokenId}]`, num('--rankt5-token-id', true, 0))
+    .option('--data <file>', 'training data: JSON lines or a JSON array of {question, answers, ctxs}')
+    .option('--out <dir>', 'where the trained reranker (out/reranker) or weights (out/weights.json) go')
+    .addOption(new Option('--method <name>', 'objective').choices([...METHODS]))
+    .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, num('--steps', true, 0))
+    .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, num('--epochs', true, 1))
+    .option('--batch-size <n>', `questions per update [${d.batchSize}]`, num('--batch-size', true, 1))
+    .option('--n-passages <n>', `candidates per question (top-k of n) [${d.encode.nPassages}]`, num('--n-passages', true, 1))
+    .option('--text-maxlength <n>', `reader tokens per passage [${d.encode.passageMaxLength}]`, num('--text-maxlength', true, 4))
+    .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.encode.pairMaxLength}]`, num('--pair-maxlength', true, 4))
+    .option('--answer-maxlength <n>', `target tokens [${d.encode.answerMaxLength}]`, num('--answer-maxlength', true, 2))
+    .option('--k <n>', `passages the reader sees (relaxed top-k) [${d.gumbel.k}]`, num('--k', true, 1))
+    .option('--tau <x>', `Gumbel-softmax temperature [${d.gumbel.tau}]`, num('--tau', false, 1e-6))
+    .option('--kappa <x>', `scale of the reranker scores [${d.gumbel.kappa}]`, num('--kappa', false, 0))
+    .option('--lr <x>', `peak learning rate (AdamW) [${d.lr}]`, num('--lr', false, 0))
+    .option('--warmup-steps <n>', `linear warm-up [${d.warmupSteps}]`, num('--warmup-steps', true, 0))
+    .option('--weight-decay <x>', `AdamW weight decay [${d.weightDecay}]`, num('--weight-decay', false, 0))
+    .option('--clip-norm <x>', `global gradient-norm clip, 0 = off [${d.clipNorm}]`, num('--clip-norm', false, 0))
+    .addOption(new Option('--schedule <kind>', `learning-rate schedule [${d.schedule}]`).choices(['linear', 'constant']))
+    .option('--seed <n>', `seed of data order and Gumbel noise [${d.seed}]`, num('--seed', true, 0))
+    .option('--limit <n>', 'use only the first n examples', num('--limit', true, 1))
+    .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, num('--log-every', true, 1))
+    .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
+    .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
+    .action(
+      action(async (o: Record<string, unknown>) => {
+        const fromFile = o.config ? (readJsonFile(o.config as string) as Partial<TrainConfig>) : {};
+        const cfg: TrainConfig = {
+          ...d,
+          ...fromFile,
+          encode: { ...d.encode, ...fromFile.encode },
+          gumbel: { ...d.gumbel, ...fromFile.gumbel },
+        } as TrainConfig;
+        const flag = <K extends keyof TrainConfig>(key: K, value: unknown) => {
+          if (value !== undefined) cfg[key] = value as TrainConfig[K];
+        };
+        if (o.rankt5TokenId !== undefined) cfg.rankT5TokenId = o.rankt5TokenId as number;
+        for (const k of ['reader', 'reranker', 'data', 'out', 'method', 'steps', 'epochs', 'batchSize', 'lr', 'warmupSteps', 'weightDecay', 'clipNorm', 'schedule', 'seed', 'limit', 'logEvery'] as const) flag(k, o[k]);
+        if (o.nPassages !== undefined) cfg.encode.nPassages = o.nPassages as number;
+        if (o.textMaxlength !== undefined) cfg.encode.passageMaxLength = o.textMaxlength as number;
+        if (o.pairMaxlength !== undefined) cfg.encode.pairMaxLength = o.pairMaxlength as number;
+        if (o.answerMaxlength !== undefined) cfg.encode.answerMaxLength = o.answerMaxlength as number;
+        if (o.k !== undefined) cfg.gumbel.k = o.k as number;
+        if (o.tau !== undefined) cfg.gumbel.tau = o.tau as number;
+        if (o.kappa !== undefined) cfg.gumbel.kappa = o.kappa as number;
+        for (const k of ['reader', 'data', 'out'] as const) if (!cfg[k]) throw new GrerankError(`--${k} is required (or set "${k}" in --config)`);
+        await initBackend(o.backend as BackendChoice);
+        const t0 = performance.now();
+        let examples = 0;
+        let calls = 0;
+        let progress: Progress | undefined;
+        const result = await trainReranker(cfg, (s, total) => {
+          progress ??= new Progress('train', total, { every: cfg.logEvery, format: o.logFormat as 'text' | 'json' });
+          examples += s.examples;
+          const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
+          if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
+          if (s.skipped) fields.skipped = 'yes';
+          progress.update(++calls, fields);
+        });
+        process.stderr.write(`trained ${result.steps} steps (${result.skipped} skipped); wrote ${cfg.method === 'weights' ? `${cfg.out}/weights.json` : `${cfg.out}/reranker`}\n`);
+      }),
+    );
+}
