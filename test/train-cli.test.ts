@@ -60,13 +60,16 @@ describe('grerank train (single process)', () => {
     writeFileSync(join(ce, 'tokenizer.json'), xlmrTestTokenizerJson(WORDS));
     try {
       const out = join(work, 'run-ce');
-      const r = grerank(['train', '--reader', model, '--reranker', ce, '--data', data, '--out', out, '--steps', '2', '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '40', '--answer-maxlength', '6', '--lr', '1e-3']);
+      const r = grerank(['train', '--reader', model, '--reranker', ce, '--freeze-embeddings', '--data', data, '--out', out, '--steps', '2', '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '40', '--answer-maxlength', '6', '--lr', '1e-3']);
       expect(r.code, r.stderr).toBe(0);
       const saved = readSafetensors(join(out, 'reranker', 'model.safetensors'));
       const original = readSafetensors(join(ce, 'model.safetensors'));
       const w = 'classifier.out_proj.weight';
       expect(saved.get(w)!.shape).toEqual(original.get(w)!.shape);
       expect(saved.get(w)!.data).not.toEqual(original.get(w)!.data);
+      // --freeze-embeddings: the word-embedding table is exported unchanged.
+      const e = 'roberta.embeddings.word_embeddings.weight';
+      expect(saved.get(e)!.data).toEqual(original.get(e)!.data);
     } finally {
       removeDir(ce);
     }

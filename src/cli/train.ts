@@ -23,6 +23,7 @@ export function registerTrain(program: Command): void {
     .option('--reader <dir>', 'FiD reader: Hugging Face T5 directory with tokenizer.json')
     .option('--reranker <dir>', 'reranker to train: RankT5 (model_type t5) or BGE (xlm-roberta) directory')
     .option('--rankt5-token-id <id>', `RankT5 scoring token [${d.rankT5TokenId}]`, num('--rankt5-token-id', true, 0))
+    .option('--freeze-embeddings', "keep the reranker's word embeddings fixed (saves memory; BGE's table is 250k rows)")
     .option('--data <file>', 'training data: JSON lines or a JSON array of {question, answers, ctxs}')
     .option('--out <dir>', 'where the trained reranker (out/reranker) or weights (out/weights.json) go')
     .addOption(new Option('--method <name>', 'objective').choices([...METHODS]))
@@ -59,6 +60,7 @@ export function registerTrain(program: Command): void {
           if (value !== undefined) cfg[key] = value as TrainConfig[K];
         };
         if (o.rankt5TokenId !== undefined) cfg.rankT5TokenId = o.rankt5TokenId as number;
+        if (o.freezeEmbeddings) cfg.freezeEmbeddings = true;
         for (const k of ['reader', 'reranker', 'data', 'out', 'method', 'steps', 'epochs', 'batchSize', 'lr', 'warmupSteps', 'weightDecay', 'clipNorm', 'schedule', 'seed', 'limit', 'logEvery'] as const) flag(k, o[k]);
         if (o.nPassages !== undefined) cfg.encode.nPassages = o.nPassages as number;
         if (o.textMaxlength !== undefined) cfg.encode.passageMaxLength = o.textMaxlength as number;

@@ -23,6 +23,8 @@ export interface Param {
  */
 export class ParamStore {
   readonly params = new Map<string, Param>();
+  /** Parameters kept fixed although the store is trainable (e.g. a 250k-row embedding). */
+  readonly frozen = new Set<string>();
 
   constructor(readonly trainable: boolean) {}
 
@@ -64,7 +66,21 @@ export class ParamStore {
   /** The trainable variables, in a stable (insertion) order. */
   variables(): tf.Variable[] {
     if (!this.trainable) return [];
-    return [...this.params.values()].map((p) => p.tensor as tf.Variable);
+    return [...this.params.values()].filter((p) => !this.frozen.has(p.name)).map((p) => p.tensor as tf.Variable);
+  }
+
+  /** Names of the trainable variables, aligned with variables(). */
+  variableNames(): string[] {
+    if (!this.trainable) return [];
+    return [...this.params.values()].filter((p) => !this.frozen.has(p.name)).map((p) => p.name);
+  }
+
+  /** Keeps the named parameters fixed during training (they stay in the store and in exports). */
+  freeze(names: Iterable<string>): void {
+    for (const n of names) {
+      if (!this.params.has(n)) throw new Error(`cannot freeze ${n}: no such parameter`);
+      this.frozen.add(n);
+    }
   }
 
   /** Parameters back in checkpoint layout and names (for saving and export). */

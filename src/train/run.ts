@@ -23,6 +23,11 @@ export interface TrainConfig {
   reranker?: string;
   /** RankT5's scoring token (<extra_id_10> = 32089 in the real vocabulary). */
   rankT5TokenId: number;
+  /**
+   * Keep the reranker's word embeddings fixed. BGE's [250002, 768] table alone needs 3 GB for its
+   * gradient and AdamW moments, more than the wasm backend's 4 GB heap leaves room for.
+   */
+  freezeEmbeddings: boolean;
   data: string;
   out: string;
   method: Method;
@@ -45,6 +50,7 @@ export interface TrainConfig {
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'reader' | 'data' | 'out'> = {
   method: 'gumbel',
   rankT5TokenId: 32089,
+  freezeEmbeddings: false,
   steps: 0,
   epochs: 1,
   batchSize: 1,
@@ -58,6 +64,9 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'reader' | 'data' | 'out'> = {
   seed: 0,
   logEvery: 10,
 };
+
+/** Word-embedding tables of the supported rerankers (RankT5's is also its tied LM head). */
+const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
 
 /** The deterministic order of epoch `epoch`: a permutation seeded by (seed, epoch). */
 export function epochOrder(count: number, seed: number, epoch: number): number[] {
@@ -89,6 +98,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     scorer = new WeightTable(examples.length, cfg.encode.nPassages);
   } else {
     loaded = await loadReranker(cfg.reranker!, { rankT5TokenId: cfg.rankT5TokenId });
+    if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
     scorer = new RerankerScorer(loaded.reranker);
   }
   const perEpoch = Math.ceil(examples.length / cfg.batchSize);
