@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInspect } from './inspect.js';
+import { registerPrepare } from './prepare.js';
 import { registerTrain } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -14,6 +15,7 @@ program
   .showHelpAfterError('(run with --help for usage)');
 
 registerInspect(program);
+registerPrepare(program);
 registerTrain(program);
 
 await program.parseAsync(process.argv);
