@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // against the same tfjs-core instance (versions are pinned to match).
 import '@tensorflow/tfjs';
 import { GrerankError } from '../errors.js';
-import { registerWasmKernels } from './kernels/index.js';
+import { registerCpuKernels, registerGradients, registerWasmKernels } from './kernels/index.js';
 
 /** The backends in the order they are tried: fastest first. */
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -39,6 +39,7 @@ async function tryLoad(name: BackendName): Promise<string> {
       return 'wasm';
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');
+      registerCpuKernels();
       return 'cpu';
   }
 }
@@ -72,6 +73,10 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: { quiet?
       skipped.push(why);
       continue;
     }
+    // Upstream's gradients of broadcasting matMul/maximum/minimum and a few others are wrong or
+    // missing on every backend; ours replace them whatever the backend.
+    registerGradients();
+    if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false; // no "install tfjs-node" banner
     chosen = { name, tfjsName, skipped };
     if (!opts.quiet) {
       process.stderr.write(`[grerank] backend: ${name}${skipped.length ? ` (skipped ${skipped.map((s) => s.split(':')[0]).join(', ')})` : ''}\n`);
