@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInspect } from './inspect.js';
+import { registerSynth } from './synth.js';
 import { registerPrepare } from './prepare.js';
 import { registerTrain } from './train.js';
 
@@ -15,6 +16,7 @@ program
   .showHelpAfterError('(run with --help for usage)');
 
 registerInspect(program);
+registerSynth(program);
 registerPrepare(program);
 registerTrain(program);
 
