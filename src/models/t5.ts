@@ -286,10 +286,17 @@ export class T5Model {
     if (capture) capture.encoderPositionBias = tf.keep(pos);
     for (let i = 0; i < c.numLayers; i++) {
       const b = `encoder.block.${i}`;
-      const { out, probs } = this.attend(`${b}.layer.0.SelfAttention`, this.norm(`${b}.layer.0.layer_norm.weight`, h), null, bias);
-      if (capture && i === 0) capture.encoderSelfAttention0 = tf.keep(probs);
-      h = tf.add(h, out);
-      h = tf.add(h, this.ffn(`${b}.layer.1`, this.norm(`${b}.layer.1.layer_norm.weight`, h)));
+      const prev = h;
+      // One scope per layer: outside the gradient tape a layer's intermediates (the [tokens,
+      // d_ff] FFN activations above all) are freed before the next layer runs; inside it the
+      // tape keeps its own references to what backward needs.
+      h = tf.tidy(() => {
+        const { out, probs } = this.attend(`${b}.layer.0.SelfAttention`, this.norm(`${b}.layer.0.layer_norm.weight`, prev), null, bias);
+        if (capture && i === 0) capture.encoderSelfAttention0 = tf.keep(probs);
+        const x = tf.add(prev, out);
+        return tf.add(x, this.ffn(`${b}.layer.1`, this.norm(`${b}.layer.1.layer_norm.weight`, x)));
+      });
+      prev.dispose();
     }
     return this.norm('encoder.final_layer_norm.weight', h);
   }
@@ -338,14 +345,18 @@ export class T5Model {
     const selfBias = tf.add(pos, causal);
     for (let i = 0; i < c.numDecoderLayers; i++) {
       const b = `decoder.block.${i}`;
-      const sa = this.attend(`${b}.layer.0.SelfAttention`, this.norm(`${b}.layer.0.layer_norm.weight`, h), null, selfBias);
-      if (capture && i === 0) capture.decoderSelfAttention0 = tf.keep(sa.probs);
-      h = tf.add(h, sa.out);
-      const ca = this.attend(`${b}.layer.1.EncDecAttention`, this.norm(`${b}.layer.1.layer_norm.weight`, h), kv[i]!, crossBias);
-      if (capture && i === 0) capture.crossAttention0 = tf.keep(ca.probs);
-      if (capture && i === c.numDecoderLayers - 1) capture.crossAttentionLast = tf.keep(ca.probs);
-      h = tf.add(h, ca.out);
-      h = tf.add(h, this.ffn(`${b}.layer.2`, this.norm(`${b}.layer.2.layer_norm.weight`, h)));
+      const prev = h;
+      h = tf.tidy(() => {
+        const sa = this.attend(`${b}.layer.0.SelfAttention`, this.norm(`${b}.layer.0.layer_norm.weight`, prev), null, selfBias);
+        if (capture && i === 0) capture.decoderSelfAttention0 = tf.keep(sa.probs);
+        let x = tf.add(prev, sa.out);
+        const ca = this.attend(`${b}.layer.1.EncDecAttention`, this.norm(`${b}.layer.1.layer_norm.weight`, x), kv[i]!, crossBias);
+        if (capture && i === 0) capture.crossAttention0 = tf.keep(ca.probs);
+        if (capture && i === c.numDecoderLayers - 1) capture.crossAttentionLast = tf.keep(ca.probs);
+        x = tf.add(x, ca.out);
+        return tf.add(x, this.ffn(`${b}.layer.2`, this.norm(`${b}.layer.2.layer_norm.weight`, x)));
+      });
+      prev.dispose();
     }
     return this.norm('decoder.final_layer_norm.weight', h);
   }
