@@ -5,6 +5,8 @@ import { registerInspect } from './inspect.js';
 import { registerSynth } from './synth.js';
 import { registerPrepare } from './prepare.js';
 import { registerTrain } from './train.js';
+import { registerEval } from './eval.js';
+import { registerTrainReader } from './train-reader.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,5 +21,7 @@ registerInspect(program);
 registerSynth(program);
 registerPrepare(program);
 registerTrain(program);
+registerEval(program);
+registerTrainReader(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,222 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { readExamples } from '../src/data/examples.js';
+import { generateSynth, writeSynth } from '../src/data/synth.js';
+import { evaluate, EVAL_DEFAULTS } from '../src/eval/evaluate.js';
+import { exactMatch } from '../src/eval/metrics.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { loadTokenizer } from '../src/io/tokenizer.js';
+import { FidReader } from '../src/models/fid.js';
+import { greedyDecode } from '../src/models/generate.js';
+import { T5Model } from '../src/models/t5.js';
+import { encodeReaderBatch, encodeReaderPassages, loadTrainableReader, READER_TRAIN_DEFAULTS, readerLoss, trainReader, type ReaderTrainConfig } from '../src/train/reader.js';
+import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
+import { CHECKPOINTS } from './helpers/shared.js';
+import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+
+/**
+ * A word-level T5-shaped tokenizer.json for the synthetic benchmark (as test/helpers/tokenizers.ts
+ * builds one, without its 500-piece cap): Unigram with <pad>=0, </s>=1, <unk>=2, one piece per
+ * lower-cased word of vocab.txt, and single characters for punctuation and digits.
+ */
+function synthTokenizerJson(words: readonly string[]): string {
+  const specials = ['<pad>', '</s>', '<unk>'];
+  const pieces: Array<[string, number]> = specials.map((s) => [s, 0]);
+  const seen = new Set<string>(specials);
+  const add = (p: string, score: number) => {
+    if (!seen.has(p)) {
+      seen.add(p);
+      pieces.push([p, score]);
+    }
+  };
+  add('▁', -8);
+  for (const c of "abcdefghijklmnopqrstuvwxyz0123456789?:.,'-") add(c, -10);
+  for (const w of words) {
+    if (/^[\p{L}\p{N}]+$/u.test(w)) add(`▁${w.toLowerCase()}`, -5);
+    else for (const c of w.toLowerCase()) add(c, -10);
+  }
+  const metaspace = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
+  return JSON.stringify({
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'Lowercase' },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspace] },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
+    decoder: metaspace,
+    model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
+  });
+}
+
+const work = tempDir();
+let data: string;
+let tokFile: string;
+let configFile: string;
+const N = 6;
+const ENCODE = { nPassages: N, passageMaxLength: 48, answerMaxLength: 8 };
+
+beforeAll(async () => {
+  await initBackend('wasm', { quiet: true });
+  // 16 training questions of 6 candidates each: every question's gold passages are among them.
+  const synth = generateSynth({ seed: 1, train: 16, dev: 0, test: 4, candidates: N });
+  writeSynth(join(work, 'synth'), synth);
+  data = join(work, 'synth', 'train.jsonl');
+  const words = readFileSync(join(work, 'synth', 'vocab.txt'), 'utf8').split('\n').filter(Boolean);
+  tokFile = join(work, 'tokenizer.json');
+  writeFileSync(tokFile, synthTokenizerJson(words));
+  const vocab = Math.ceil(loadTokenizer(tokFile).vocabSize / 64) * 64;
+  configFile = join(work, 'config.json');
+  writeFileSync(configFile, JSON.stringify({ vocab_size: vocab, d_model: 64, d_kv: 16, d_ff: 128, num_layers: 2, num_heads: 4, feed_forward_proj: 'relu' }));
+});
+afterAll(() => removeDir(work));
+
+describe('reader training (FiD, teacher forcing, encoder in the tape)', () => {
+  it('trains a freshly initialised tiny T5 on synthetic data: the loss falls, it answers training questions, the saved directory reloads with the same loss', async () => {
+    const out = join(work, 'reader');
+    const cfg: ReaderTrainConfig = {
+      ...READER_TRAIN_DEFAULTS,
+      initConfig: configFile,
+      tokenizer: tokFile,
+      initSeed: 0,
+      data,
+      out,
+      steps: 150,
+      batchSize: 4,
+      encode: ENCODE,
+      lr: 3e-3,
+      warmupSteps: 10,
+    };
+    const { examples } = await readExamples(data);
+    const fresh = await loadTrainableReader(cfg);
+    const all = await encodeReaderBatch(examples, fresh.tokenizer, ENCODE);
+    const before = readerLoss(fresh.reader, all);
+    fresh.reader.dispose();
+
+    const tensors: number[] = [];
+    const t0 = performance.now();
+    const result = await trainReader(cfg, () => tensors.push(tf.memory().numTensors), { keep: true });
+    const secs = (performance.now() - t0) / 1000;
+    const trained = result.trained!;
+    try {
+      expect(result.steps).toBe(150);
+      expect(result.skipped).toBe(0);
+      // No tensor leaks: every step ends with the same number of live tensors.
+      expect(new Set(tensors.slice(1)).size).toBe(1);
+      const after = readerLoss(trained.reader, all);
+      expect(before).toBeGreaterThan(4);
+      expect(after).toBeLessThan(0.5);
+
+      // The trained reader answers its training questions (greedy decoding, all passages).
+      const p = await encodeReaderPassages(examples.map((ex) => ({ question: ex.question, passages: ex.ctxs })), trained.tokenizer, N, ENCODE.passageMaxLength);
+      const b = examples.length;
+      const enc = trained.reader.encodePassages(tf.tensor3d(p.ids, [b, N, ENCODE.passageMaxLength], 'int32'), tf.tensor3d(p.mask, [b, N, ENCODE.passageMaxLength], 'int32'));
+      const ids = greedyDecode(trained.reader.t5, enc, { maxLength: 10 });
+      let em = 0;
+      for (let i = 0; i < b; i++) em += exactMatch(await trained.tokenizer.decode(ids[i]!), examples[i]!.answers);
+      console.log(`reader training: ${(150 / secs).toFixed(1)} steps/s (batch 4 x ${N} passages x ${ENCODE.passageMaxLength} tokens, d_model 64, 2+2 layers); loss ${before.toFixed(3)} -> ${after.toFixed(3)}; training EM ${em}/${b}`);
+      expect(em / b).toBeGreaterThanOrEqual(0.5);
+
+      // The Hugging Face directory: config, tokenizer, weights; reloaded, the same loss.
+      for (const f of ['config.json', 'tokenizer.json', 'model.safetensors', 'train-reader-config.json']) expect(existsSync(join(out, f)), f).toBe(true);
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).model_type).toBe('t5');
+      const reloaded = new FidReader(await T5Model.load(out));
+      const tok = loadTokenizer(out);
+      const again = await encodeReaderBatch(examples, tok, ENCODE);
+      expect(Array.from(again.passageIds)).toEqual(Array.from(all.passageIds));
+      expect(Math.abs(readerLoss(reloaded, again) - after)).toBeLessThan(1e-5);
+      reloaded.dispose();
+
+      // grerank eval's generator setting with the saved reader (all candidates, retriever order): the same answers.
+      const ev = await evaluate({ ...EVAL_DEFAULTS, data, ranker: { kind: 'baseline', name: 'retriever-order' }, reader: out, k: N, generate: true, passageMaxLength: ENCODE.passageMaxLength, maxAnswerTokens: 10 });
+      expect(ev.metrics.EM).toBeCloseTo(em / b, 10);
+      expect(ev.metrics.F1!).toBeGreaterThanOrEqual(ev.metrics.EM!);
+    } finally {
+      trained.reader.dispose();
+    }
+  });
+});
+
+describe('grerank train-reader', () => {
+  const WORDS = 'question title context who directed film born city the was in by where of person'.split(' ');
+  const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
+  writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+  afterAll(() => removeDir(model));
+
+  function dataset(file: string, count: number): void {
+    const lines = [];
+    for (let i = 0; i < count; i++) {
+      lines.push(
+        JSON.stringify({
+          id: `q${i}`,
+          question: `who directed film ${i}?`,
+          answers: [`person ${i}`],
+          ctxs: Array.from({ length: 3 }, (_, j) => ({ title: `film ${i * 3 + j}`, text: `film ${i * 3 + j} was directed by person ${(i + j) % count}` })),
+        }),
+      );
+    }
+    writeFileSync(file, lines.join('\n') + '\n');
+  }
+
+  it('fine-tunes a checkpoint and writes a Hugging Face directory with every tensor', () => {
+    const file = join(work, 'small.jsonl');
+    dataset(file, 4);
+    const out = join(work, 'ft');
+    const r = grerank(['train-reader', '--reader', model, '--data', file, '--out', out, '--steps', '3', '--batch-size', '2', '--n-passages', '3', '--text-maxlength', '20', '--answer-maxlength', '5', '--lr', '1e-3', '--log-every', '1', '--log-format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(events).toHaveLength(3);
+    expect(events.every((e) => e.event === 'train-reader' && Number.isFinite(e.loss))).toBe(true);
+    const saved = readSafetensors(join(out, 'model.safetensors'));
+    const original = readSafetensors(join(model, 'model.safetensors'));
+    expect([...saved.keys()].sort()).toEqual([...original.keys()].sort());
+    // Encoder and decoder both trained.
+    for (const name of ['encoder.block.0.layer.0.SelfAttention.q.weight', 'decoder.block.1.layer.2.DenseReluDense.wo.weight']) {
+      expect(saved.get(name)!.shape).toEqual(original.get(name)!.shape);
+      expect(saved.get(name)!.data).not.toEqual(original.get(name)!.data);
+    }
+    expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(readFileSync(join(model, 'config.json'), 'utf8'));
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe(readFileSync(join(model, 'tokenizer.json'), 'utf8'));
+    expect(JSON.parse(readFileSync(join(out, 'train-reader-config.json'), 'utf8')).encode).toEqual({ nPassages: 3, passageMaxLength: 20, answerMaxLength: 5 });
+  });
+
+  it('initialises a reader from --init-config with --tokenizer', () => {
+    const file = join(work, 'small2.jsonl');
+    dataset(file, 2);
+    const cfg = join(work, 'tiny-config.json');
+    writeFileSync(cfg, JSON.stringify({ vocab_size: 512, d_model: 32, d_kv: 8, d_ff: 64, num_layers: 1, num_heads: 4 }));
+    const out = join(work, 'scratch');
+    const r = grerank(['train-reader', '--init-config', cfg, '--tokenizer', join(model, 'tokenizer.json'), '--data', file, '--out', out, '--steps', '2', '--n-passages', '2', '--text-maxlength', '16', '--answer-maxlength', '4']);
+    expect(r.code, r.stderr).toBe(0);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ model_type: 't5', d_model: 32, num_layers: 1, vocab_size: 512 });
+    expect(readSafetensors(join(out, 'model.safetensors')).get('shared.weight')!.shape).toEqual([512, 32]);
+  });
+
+  it('rejects bad input with one line', () => {
+    const file = join(work, 'small3.jsonl');
+    dataset(file, 2);
+    const lines = (r: { stderr: string }) => r.stderr.trim().split('\n').filter((l) => !l.startsWith('[grerank]'));
+    expect(lines(grerank(['train-reader', '--data', file, '--out', join(work, 'x')]))).toEqual(['error: --reader DIR or --init-config CONFIG.json is required']);
+    const cfg = join(work, 'tiny-config.json');
+    expect(lines(grerank(['train-reader', '--init-config', cfg, '--data', file, '--out', join(work, 'x')]))).toEqual(['error: --init-config needs --tokenizer FILE (the tokenizer.json of the new reader)']);
+    const small = join(work, 'small-vocab.json');
+    writeFileSync(small, JSON.stringify({ vocab_size: 16, d_model: 8, d_kv: 4, d_ff: 16, num_layers: 1, num_heads: 2 }));
+    const tooBig = grerank(['train-reader', '--init-config', small, '--tokenizer', join(model, 'tokenizer.json'), '--data', file, '--out', join(work, 'x'), '--n-passages', '3']);
+    expect(tooBig.code).toBe(1);
+    expect(lines(tooBig)[0]).toMatch(/tokenizer\.json: \d+ tokens do not fit the reader's vocabulary of 16 \(vocab_size\)$/);
+    const few = grerank(['train-reader', '--reader', model, '--data', file, '--out', join(work, 'x'), '--n-passages', '5']);
+    expect(lines(few)).toEqual([`error: ${file}: example q0 has 3 passages, but --n-passages is 5`]);
+    const notModel = join(work, 'synth');
+    const occupied = grerank(['train-reader', '--reader', model, '--data', file, '--out', notModel, '--n-passages', '3']);
+    expect(lines(occupied)).toEqual([`error: ${notModel}: exists and is not a model directory (it would be replaced); choose another --out`]);
+  });
+});
