@@ -5,6 +5,7 @@ import { registerInspect } from './inspect.js';
 import { registerSynth } from './synth.js';
 import { registerPrepare } from './prepare.js';
 import { registerTrain } from './train.js';
+import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerTrainReader } from './train-reader.js';
 
@@ -22,6 +23,7 @@ registerSynth(program);
 registerPrepare(program);
 registerTrain(program);
 registerEval(program);
+registerDemo(program);
 registerTrainReader(program);
 
 await program.parseAsync(process.argv);
