@@ -75,6 +75,18 @@ describe('grerank train (single process)', () => {
     }
   });
 
+  it.each(['emdr', 'pdist', 'loop', 'adist'])('trains with the %s baseline through the same command', (method) => {
+    const data = join(work, `train-${method}.jsonl`);
+    dataset(data, 2);
+    const out = join(work, `run-${method}`);
+    const r = grerank(['train', '--method', method, '--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', '2', '--n-passages', '5', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '6', '--lr', '1e-3', '--log-format', 'json', '--log-every', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(events).toHaveLength(2);
+    expect(events.every((e) => Number.isFinite(e.loss) && e.max_weight > 0 && e.max_weight <= 1)).toBe(true);
+    expect(JSON.parse(readFileSync(join(out, 'train-config.json'), 'utf8')).method).toBe(method);
+  });
+
   it('Algorithm 2: learns per-document weights without a reranker', () => {
     const data = join(work, 'one.jsonl');
     dataset(data, 1);

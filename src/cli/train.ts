@@ -18,7 +18,7 @@ export function registerTrain(program: Command): void {
   const d = TRAIN_DEFAULTS;
   program
     .command('train')
-    .description('train a reranker with Gumbel Reranking against a frozen FiD reader, in this process')
+    .description('train a reranker with Gumbel Reranking (or a baseline: emdr, pdist, loop, adist) against a frozen FiD reader, in this process')
     .option('--config <file>', 'JSON file with any of the options below (flags override it)')
     .option('--reader <dir>', 'FiD reader: Hugging Face T5 directory with tokenizer.json')
     .option('--reranker <dir>', 'reranker to train: RankT5 (model_type t5) or BGE (xlm-roberta) directory')
@@ -42,6 +42,8 @@ export function registerTrain(program: Command): void {
     .option('--weight-decay <x>', `AdamW weight decay [${d.weightDecay}]`, num('--weight-decay', false, 0))
     .option('--clip-norm <x>', `global gradient-norm clip, 0 = off [${d.clipNorm}]`, num('--clip-norm', false, 0))
     .addOption(new Option('--schedule <kind>', `learning-rate schedule [${d.schedule}]`).choices(['linear', 'constant']))
+    .option('--temperature-score <x>', `baselines: T_s of the student softmax(w / T_s) [${d.temperatureScore}]`, num('--temperature-score', false, 1e-6))
+    .option('--temperature-gold <x>', `baselines: T_g of the target softmax(s / T_g) [${d.temperatureGold}]`, num('--temperature-gold', false, 1e-6))
     .option('--seed <n>', `seed of data order and Gumbel noise [${d.seed}]`, num('--seed', true, 0))
     .option('--limit <n>', 'use only the first n examples', num('--limit', true, 1))
     .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, num('--log-every', true, 1))
@@ -61,7 +63,7 @@ export function registerTrain(program: Command): void {
         };
         if (o.rankt5TokenId !== undefined) cfg.rankT5TokenId = o.rankt5TokenId as number;
         if (o.freezeEmbeddings) cfg.freezeEmbeddings = true;
-        for (const k of ['reader', 'reranker', 'data', 'out', 'method', 'steps', 'epochs', 'batchSize', 'lr', 'warmupSteps', 'weightDecay', 'clipNorm', 'schedule', 'seed', 'limit', 'logEvery'] as const) flag(k, o[k]);
+        for (const k of ['reader', 'reranker', 'data', 'out', 'method', 'steps', 'epochs', 'batchSize', 'lr', 'warmupSteps', 'weightDecay', 'clipNorm', 'schedule', 'seed', 'limit', 'logEvery', 'temperatureScore', 'temperatureGold'] as const) flag(k, o[k]);
         if (o.nPassages !== undefined) cfg.encode.nPassages = o.nPassages as number;
         if (o.textMaxlength !== undefined) cfg.encode.passageMaxLength = o.textMaxlength as number;
         if (o.pairMaxlength !== undefined) cfg.encode.pairMaxLength = o.pairMaxlength as number;

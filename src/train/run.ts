@@ -6,15 +6,15 @@ import { GrerankError } from '../errors.js';
 import { saveModelDir } from '../io/export.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { GUMBEL_DEFAULTS, hardTopK, type GumbelOptions } from '../gumbel/mask.js';
-import { GumbelObjective } from '../methods/gumbel.js';
+import { makeObjective, OBJECTIVES, type ObjectiveName } from '../methods/index.js';
 import { RerankerScorer, WeightTable, type Scorer } from '../methods/scorer.js';
 import { FidReader } from '../models/fid.js';
 import { loadReranker, type LoadedReranker } from '../models/load.js';
 import { Rng } from '../util/rng.js';
 import { Trainer, type StepStats } from './step.js';
 
-export const METHODS = ['gumbel', 'weights'] as const;
-export type Method = (typeof METHODS)[number];
+export const METHODS = OBJECTIVES;
+export type Method = ObjectiveName;
 
 /** Everything a single-process training run needs; JSON-serialisable (it is saved with the run). */
 export interface TrainConfig {
@@ -42,6 +42,9 @@ export interface TrainConfig {
   clipNorm: number;
   schedule: 'linear' | 'constant';
   gumbel: GumbelOptions;
+  /** Baselines: T_s of the student softmax(w / T_s) and T_g of the target softmax(s / T_g) (Atlas: 0.01). */
+  temperatureScore: number;
+  temperatureGold: number;
   seed: number;
   logEvery: number;
   limit?: number;
@@ -61,6 +64,8 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'reader' | 'data' | 'out'> = {
   clipNorm: 1.0,
   schedule: 'linear',
   gumbel: { k: 5, ...GUMBEL_DEFAULTS },
+  temperatureScore: 0.01,
+  temperatureGold: 0.01,
   seed: 0,
   logEvery: 10,
 };
@@ -86,7 +91,8 @@ export interface TrainResult {
  * learned weights and rankings (out/weights.json).
  */
 export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, total: number) => void): Promise<TrainResult> {
-  if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError('--reranker is required for method gumbel');
+  if (!METHODS.includes(cfg.method)) throw new GrerankError(`unknown method "${cfg.method}" (choose ${METHODS.join(', ')})`);
+  if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
   if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
@@ -103,7 +109,8 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   }
   const perEpoch = Math.ceil(examples.length / cfg.batchSize);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
-  const trainer = new Trainer(scorer, reader, new GumbelObjective(cfg.gumbel, new Rng(cfg.seed + 17)), {
+  const objective = makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, new Rng(cfg.seed + 17));
+  const trainer = new Trainer(scorer, reader, objective, {
     schedule: { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: total, kind: cfg.schedule },
     clipNorm: cfg.clipNorm,
     adamw: { weightDecay: cfg.weightDecay },
