@@ -1,29 +1,38 @@
 #!/usr/bin/env node
 // Entry point for `srun node launcher/start.js ...` and local runs.
 //
-//   node launcher/start.js --demo [--quick]      the embedded default (npm start)
-//   node launcher/start.js --config FILE         one training process (grerank train --config)
+//   node launcher/start.js --demo [--quick]                 the embedded default (npm start)
+//   node launcher/start.js --config FILE                    one training process (grerank train --config)
+//   node launcher/start.js --cpu-workers N --config FILE    N data-parallel CPU workers on this node
+//   node launcher/start.js --gpus N --config FILE           N data-parallel workers, one GPU each
 //
-// Multi-worker launching (--gpus N, --cpu-workers N, SLURM) is not implemented yet: the
-// coordinator, per-device workers and the all-reduce hook are the next piece of work. Until then
-// asking for more than one worker fails with a message rather than silently running one.
-import { spawnSync } from 'node:child_process';
+// With N > 1 (or under SLURM with several nodes) the launcher starts N worker processes
+// (dist/dist/worker.js) with ranks nodeRank × N + i, a fresh job secret (or GRERANK_JOB_SECRET
+// when several nodes must share one) and a private ipc directory, waits for all, and if any
+// worker fails kills the others and exits non-zero naming the rank. See docs/distributed.md.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
+const workerJs = join(root, 'dist', 'dist', 'worker.js');
 const args = process.argv.slice(2);
 
 function usage() {
   process.stdout.write(`usage: node launcher/start.js --demo [--quick] [demo options]
        node launcher/start.js --config FILE [grerank train options]
+       node launcher/start.js --cpu-workers N --config FILE [train options]
+       node launcher/start.js --gpus N --config FILE [train options]
        node launcher/start.js --help
 
 --demo     runs the embedded default end to end (see 'grerank demo --help')
---config   trains in this process with the settings of FILE (see 'grerank train --help')
---gpus N, --cpu-workers N
-           data-parallel launching across devices is not implemented yet; N must be 1
+--config   trains with the settings of FILE (see 'grerank train --help')
+--cpu-workers N, --gpus N
+           N data-parallel workers on this node (under SLURM: on every node of the job);
+           --batch-size is then per worker, the global batch is batch-size x world size
 `);
 }
 
@@ -31,6 +40,9 @@ if (args.includes('--help') || args.includes('-h') || args.length === 0) {
   usage();
   process.exit(args.length === 0 ? 2 : 0);
 }
+let workers = 1;
+let kind = 'cpu';
+let asked = false;
 for (const flag of ['--gpus', '--cpu-workers']) {
   const i = args.indexOf(flag);
   if (i >= 0) {
@@ -39,14 +51,85 @@ for (const flag of ['--gpus', '--cpu-workers']) {
       process.stderr.write(`error: ${flag} needs a positive integer\n`);
       process.exit(2);
     }
-    if (n > 1) {
-      process.stderr.write(`error: ${flag} ${n}: multi-worker training is not implemented yet; run with ${flag} 1\n`);
-      process.exit(2);
-    }
+    workers = n;
+    asked = true;
+    kind = flag === '--gpus' ? 'gpu' : 'cpu';
     args.splice(i, 2);
   }
 }
-const rest = args.filter((a) => a !== '--demo');
-const command = args.includes('--demo') ? ['demo', ...rest] : ['train', ...rest];
-const r = spawnSync(process.execPath, [cli, ...command], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const distributed = asked || Number(process.env.SLURM_NNODES ?? '1') > 1;
+if (!distributed || args.includes('--demo')) {
+  const rest = args.filter((a) => a !== '--demo');
+  const command = args.includes('--demo') ? ['demo', ...rest] : ['train', ...rest];
+  const r = spawnSync(process.execPath, [cli, ...command], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+const { resolveLaunch, deviceAssignment, WORKER_ENV } = await import(join(root, 'dist', 'dist', 'launch.js'));
+const { newJobSecret } = await import(join(root, 'dist', 'dist', 'transport.js'));
+let plan;
+let devices;
+try {
+  plan = resolveLaunch(process.env, workers);
+  devices = deviceAssignment(process.env, workers, kind);
+  if (plan.nnodes > 1 && !process.env[WORKER_ENV.secret]) {
+    throw new Error(`${plan.nnodes} nodes: export ${WORKER_ENV.secret} (e.g. from openssl rand -hex 32) before srun so that every node's launcher hands out the same secret`);
+  }
+} catch (e) {
+  process.stderr.write(`error: ${e.message}\n`);
+  process.exit(2);
+}
+const secret = process.env[WORKER_ENV.secret] || newJobSecret();
+const ipcDir = mkdtempSync(join(tmpdir(), 'grerank-ring-')); // 0700
+const log = (m) => process.stderr.write(`[launcher] ${m}\n`);
+log(`node ${plan.nodeRank}/${plan.nnodes}: starting ranks ${plan.rankOffset}..${plan.rankOffset + workers - 1} of ${plan.worldSize} (${kind} workers)`);
+
+const children = [];
+let failure;
+let remaining = workers;
+for (let i = 0; i < workers; i++) {
+  const rank = plan.rankOffset + i;
+  const env = {
+    ...process.env,
+    [WORKER_ENV.rank]: String(rank),
+    [WORKER_ENV.localRank]: String(i),
+    [WORKER_ENV.worldSize]: String(plan.worldSize),
+    [WORKER_ENV.hosts]: plan.rankHosts.join(','),
+    [WORKER_ENV.basePort]: String(plan.basePort),
+    [WORKER_ENV.ipcDir]: ipcDir,
+    [WORKER_ENV.secret]: secret,
+    CUDA_VISIBLE_DEVICES: devices[i],
+    // One compute thread per worker.
+    OMP_NUM_THREADS: '1',
+    TF_NUM_INTRAOP_THREADS: '1',
+    TF_NUM_INTEROP_THREADS: '1',
+    UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2',
+  };
+  const child = spawn(process.execPath, [workerJs, ...args], { stdio: 'inherit', env });
+  log(`rank ${rank} pid ${child.pid}`);
+  children.push(child);
+  child.on('exit', (code, signal) => {
+    remaining--;
+    if ((code !== 0 || signal) && !failure) {
+      failure = { rank, code, signal };
+      log(`rank ${rank} failed (${signal ? `killed by signal ${signal}` : `exit code ${code}`}); stopping the other workers`);
+      for (const c of children) if (c !== child && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      setTimeout(() => {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }, 5000).unref();
+    }
+    if (remaining === 0) {
+      rmSync(ipcDir, { recursive: true, force: true });
+      if (failure) {
+        process.stderr.write(`error: worker rank ${failure.rank} ${failure.signal ? `was killed by signal ${failure.signal}` : `exited with code ${failure.code}`}\n`);
+        process.exit(1);
+      }
+      process.exit(0);
+    }
+  });
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const c of children) if (c.exitCode === null) c.kill(sig);
+  });
+}

@@ -8,6 +8,7 @@ import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerTrainReader } from './train-reader.js';
+import { registerExport } from './export.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,5 +26,6 @@ registerTrain(program);
 registerEval(program);
 registerDemo(program);
 registerTrainReader(program);
+registerExport(program);
 
 await program.parseAsync(process.argv);

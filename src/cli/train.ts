@@ -3,6 +3,7 @@ import { initBackend, type BackendChoice } from '../backend/index.js';
 import { GrerankError } from '../errors.js';
 import { readJsonFile } from '../io/checkpoint.js';
 import { Progress } from '../obs/progress.js';
+import { EXIT_PREEMPTED } from '../train/checkpoint.js';
 import { METHODS, TRAIN_DEFAULTS, trainReranker, type TrainConfig } from '../train/run.js';
 import { action } from './run.js';
 
@@ -48,6 +49,10 @@ export function registerTrain(program: Command): void {
     .option('--limit <n>', 'use only the first n examples', num('--limit', true, 1))
     .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, num('--log-every', true, 1))
     .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
+    .option('--save-every <n>', 'write a checkpoint to OUT/checkpoints every n steps (0: only at the end and on SIGTERM/SIGUSR1) [0]', num('--save-every', true, 0))
+    .option('--keep <n>', 'complete checkpoints kept, newest first [3]', num('--keep', true, 1))
+    .option('--resume <latest|dir>', 'continue from OUT/checkpoints/latest or a checkpoint directory (bit-identical to an uninterrupted run)')
+    .option('--no-checkpoints', 'write no checkpoints and ignore SIGTERM/SIGUSR1 handling')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .action(
       action(async (o: Record<string, unknown>) => {
@@ -77,6 +82,7 @@ export function registerTrain(program: Command): void {
         let examples = 0;
         let calls = 0;
         let progress: Progress | undefined;
+        const ckpt = o.checkpoints === false && !o.resume ? undefined : { saveEvery: (o.saveEvery as number | undefined) ?? 0, keep: (o.keep as number | undefined) ?? 3, resume: o.resume as string | undefined };
         const result = await trainReranker(cfg, (s, total) => {
           progress ??= new Progress('train', total, { every: cfg.logEvery, format: o.logFormat as 'text' | 'json' });
           examples += s.examples;
@@ -84,7 +90,13 @@ export function registerTrain(program: Command): void {
           if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
           if (s.skipped) fields.skipped = 'yes';
           progress.update(++calls, fields);
-        });
+        }, ckpt);
+        if (result.resumedFrom) process.stderr.write(`resumed from ${result.resumedFrom}\n`);
+        if (result.interrupted) {
+          process.stderr.write(`stopped on ${result.interrupted} after ${result.steps} updates; checkpoint ${result.checkpoint}; continue with --resume latest\n`);
+          process.exitCode = EXIT_PREEMPTED;
+          return;
+        }
         process.stderr.write(`trained ${result.steps} steps (${result.skipped} skipped); wrote ${cfg.method === 'weights' ? `${cfg.out}/weights.json` : `${cfg.out}/reranker`}\n`);
       }),
     );

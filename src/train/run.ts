@@ -1,3 +1,4 @@
+import type { Variable } from '@tensorflow/tfjs-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeBatch, DEFAULT_ENCODE_SPEC, type EncodeSpec } from '../data/encode.js';
@@ -10,7 +11,10 @@ import { makeObjective, OBJECTIVES, type ObjectiveName } from '../methods/index.
 import { RerankerScorer, WeightTable, type Scorer } from '../methods/scorer.js';
 import { FidReader } from '../models/fid.js';
 import { loadReranker, type LoadedReranker } from '../models/load.js';
+import { rawToTensor } from '../models/params.js';
 import { Rng } from '../util/rng.js';
+import { configDifferences, FORMAT_VERSION, loadCheckpoint, resolveCheckpoint, saveCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
+import { learningRate } from './optimizer.js';
 import { Trainer, type StepStats } from './step.js';
 
 export const METHODS = OBJECTIVES;
@@ -83,6 +87,24 @@ export interface TrainResult {
   skipped: number;
   history: StepStats[];
   outDir: string;
+  /** Set when a signal stopped the run early (after saving a checkpoint). */
+  interrupted?: NodeJS.Signals;
+  /** The last checkpoint written by this run. */
+  checkpoint?: string;
+  /** The checkpoint this run resumed from. */
+  resumedFrom?: string;
+}
+
+/** Checkpointing of a run (see docs/checkpoints.md); without it trainReranker writes none. */
+export interface CheckpointOptions {
+  /** Save every N steps (0: only at the end and on a signal). */
+  saveEvery: number;
+  /** Complete checkpoints kept (the newest). */
+  keep: number;
+  /** "latest" or a checkpoint directory to continue from. */
+  resume?: string;
+  /** Finish the current step, save and stop on these signals (default SIGTERM, SIGUSR1). */
+  signals?: NodeJS.Signals[];
 }
 
 /**
@@ -90,10 +112,17 @@ export interface TrainResult {
  * writes the result to `out`: the reranker as a Hugging Face directory (out/reranker), or the
  * learned weights and rankings (out/weights.json).
  */
-export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, total: number) => void): Promise<TrainResult> {
+export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, total: number) => void, ckpt?: CheckpointOptions): Promise<TrainResult> {
   if (!METHODS.includes(cfg.method)) throw new GrerankError(`unknown method "${cfg.method}" (choose ${METHODS.join(', ')})`);
   if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
+  let resumed: LoadedCheckpoint | undefined;
+  if (ckpt?.resume) {
+    const dir = resolveCheckpoint(ckpt.resume, cfg.out);
+    resumed = loadCheckpoint(dir);
+    const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(cfg)) as object);
+    if (diff.length > 0) throw new GrerankError(`${dir}: cannot resume: the training config differs in ${diff.join(', ')}`);
+  }
   const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
   if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
   const readerTok = loadTokenizer(cfg.reader);
@@ -107,29 +136,111 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
     scorer = new RerankerScorer(loaded.reranker);
   }
+  if (resumed) restoreWeights(resumed, scorer, loaded);
   const perEpoch = Math.ceil(examples.length / cfg.batchSize);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
-  const objective = makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, new Rng(cfg.seed + 17));
+  const noiseRng = new Rng(resumed ? resumed.state.rng.gumbel : cfg.seed + 17);
+  const objective = makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, noiseRng);
+  const schedule = { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: total, kind: cfg.schedule };
   const trainer = new Trainer(scorer, reader, objective, {
-    schedule: { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: total, kind: cfg.schedule },
+    schedule,
     clipNorm: cfg.clipNorm,
     adamw: { weightDecay: cfg.weightDecay },
   });
-  const targetRng = new Rng(cfg.seed + 29);
+  const targetRng = new Rng(resumed ? resumed.state.rng.target : cfg.seed + 29);
   const history: StepStats[] = [];
+  let stopSignal: NodeJS.Signals | undefined;
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
+  if (ckpt) {
+    for (const sig of ckpt.signals ?? (['SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])) {
+      const h = (): void => {
+        // A second signal while the step finishes stops at once (the last checkpoint stays usable).
+        if (stopSignal) process.exit(128 + (sig === 'SIGTERM' ? 15 : 10));
+        stopSignal = sig;
+        process.stderr.write(`[grerank] ${sig}: finishing the current step, then saving a checkpoint and stopping\n`);
+      };
+      process.on(sig, h);
+      handlers.push([sig, h]);
+    }
+  }
+  let lastCheckpoint: string | undefined;
   try {
     let done = 0;
-    for (let epoch = 0; done < total; epoch++) {
-      const order = epochOrder(examples.length, cfg.seed, epoch);
-      for (let s = 0; s < order.length && done < total; s += cfg.batchSize) {
-        const idx = order.slice(s, s + cfg.batchSize);
-        const batch = await encodeBatch(idx.map((i) => examples[i]!), idx, readerTok, loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5', tokenizer: readerTok }, cfg.encode, targetRng);
-        const stats = await trainer.trainStep(batch);
-        history.push(stats);
-        done++;
-        onStep?.(stats, total);
+    let epoch = 0;
+    let cursor = 0;
+    if (resumed) {
+      trainer.optimizer.load(resumed.optimizer);
+      trainer.skippedSteps = resumed.state.skippedSteps;
+      done = resumed.state.step;
+      epoch = resumed.state.rng.data.epoch;
+      cursor = resumed.state.rng.data.cursor;
+    }
+    const save = (reason: string): void => {
+      if (!ckpt) return;
+      const names = loaded ? loaded.reranker.params.variableNames() : ['weights'];
+      const vars = scorer.variables();
+      const state: CheckpointState = {
+        format: FORMAT_VERSION,
+        step: done,
+        optimizerStep: trainer.optimizer.step,
+        skippedSteps: trainer.skippedSteps,
+        schedule,
+        lr: done > 0 ? learningRate(schedule, Math.max(1, trainer.optimizer.step)) : undefined,
+        rng: { data: { epoch, cursor }, gumbel: noiseRng.state(), target: targetRng.state() },
+        variables: names,
+        kind: loaded ? 'reranker' : 'weights',
+        reason,
+        savedAt: new Date().toISOString(),
+      };
+      const table = scorer instanceof WeightTable ? scorer.table : undefined;
+      lastCheckpoint = saveCheckpoint(
+        cfg.out,
+        {
+          state,
+          config: cfg,
+          reranker: loaded?.reranker.params.toRaw(),
+          rerankerSource: cfg.reranker,
+          weights: table ? { dtype: 'float32', shape: table.shape, data: table.dataSync() as Float32Array } : undefined,
+          optimizer: trainer.optimizer.state(),
+          variableShapes: vars.map((v) => v.shape),
+        },
+        ckpt.keep,
+      );
+    };
+    let order = epochOrder(examples.length, cfg.seed, epoch);
+    while (done < total && !stopSignal) {
+      if (cursor >= order.length) {
+        epoch++;
+        cursor = 0;
+        order = epochOrder(examples.length, cfg.seed, epoch);
+      }
+      const idx = order.slice(cursor, cursor + cfg.batchSize);
+      const batch = await encodeBatch(idx.map((i) => examples[i]!), idx, readerTok, loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5', tokenizer: readerTok }, cfg.encode, targetRng);
+      const stats = await trainer.trainStep(batch);
+      history.push(stats);
+      done++;
+      cursor += cfg.batchSize;
+      onStep?.(stats, total);
+      if (ckpt) {
+        // Test hook: GRERANK_TEST_SIGNAL_AT="3:SIGUSR1" sends that signal to this process after step 3.
+        const at = process.env.GRERANK_TEST_SIGNAL_AT?.split(':');
+        if (at && Number(at[0]) === done) {
+          process.kill(process.pid, (at[1] ?? 'SIGUSR1') as NodeJS.Signals);
+          // Wait (at most 5 s) for the handler, so the test stops at exactly this step.
+          for (const t0 = Date.now(); !stopSignal && Date.now() - t0 < 5000; ) await new Promise<void>((r) => setTimeout(r, 5));
+        }
+        // Let pending signals be delivered (the step itself never yields to the event loop).
+        await new Promise<void>((r) => setImmediate(r));
+        if (stopSignal) save(stopSignal);
+        else if (done === total) save('final');
+        else if (ckpt.saveEvery > 0 && done % ckpt.saveEvery === 0) save('interval');
       }
     }
+    if (stopSignal) {
+      if (done === 0 || !lastCheckpoint) save(stopSignal);
+      return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, interrupted: stopSignal, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
+    }
+    if (ckpt && !lastCheckpoint) save('final');
     mkdirSync(cfg.out, { recursive: true });
     writeFileSync(join(cfg.out, 'train-config.json'), JSON.stringify(cfg, null, 2) + '\n');
     if (loaded) {
@@ -137,11 +248,41 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     } else {
       writeFileSync(join(cfg.out, 'weights.json'), JSON.stringify(weightsReport(scorer as WeightTable, examples, cfg.gumbel.k)) + '\n');
     }
-    return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out };
+    return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();
+  }
+}
+
+/** Puts a checkpoint's weights into the freshly loaded reranker (or weight table), checking names and shapes. */
+function restoreWeights(ck: LoadedCheckpoint, scorer: Scorer, loaded: LoadedReranker | undefined): void {
+  if (loaded) {
+    if (!ck.reranker) throw new GrerankError(`${ck.dir}: checkpoint holds no reranker weights`);
+    const params = loaded.reranker.params;
+    for (const [name, p] of params.params) {
+      const raw = ck.reranker.get(name);
+      if (!raw) throw new GrerankError(`${ck.dir}: checkpoint lacks parameter ${name}`);
+      const t = rawToTensor(raw, p.layout);
+      if (t.shape.join(',') !== p.tensor.shape.join(',')) {
+        t.dispose();
+        throw new GrerankError(`${ck.dir}: parameter ${name} has shape [${raw.shape.join(', ')}], the model expects another`);
+      }
+      if (params.trainable) {
+        (p.tensor as Variable).assign(t);
+        t.dispose();
+      } else {
+        params.set(name, p.layout, t);
+      }
+    }
+  } else {
+    const table = (scorer as WeightTable).table;
+    if (!ck.weights || ck.weights.shape.join(',') !== table.shape.join(',')) throw new GrerankError(`${ck.dir}: weight table does not match [${table.shape.join(', ')}]`);
+    const t = rawToTensor(ck.weights);
+    table.assign(t);
+    t.dispose();
   }
 }
 

@@ -1,0 +1,123 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
+import { CHECKPOINTS, REPO } from './helpers/shared.js';
+import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+
+const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
+const ANSWERS = ['city', 'born', 'title', 'query', 'document'];
+const work = tempDir();
+const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
+writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const data = join(work, 'train.jsonl');
+{
+  // One-word answers: every example has the same number of target tokens, so the reader's
+  // token-mean NLL over 2B examples is the mean of the two B-example halves.
+  const lines = [];
+  for (let i = 0; i < 16; i++) {
+    lines.push(
+      JSON.stringify({
+        id: `q${i}`,
+        question: `who directed film ${i}?`,
+        answers: [ANSWERS[i % ANSWERS.length]],
+        ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${(i + j) % 7}`, text: `film ${j} was directed by person ${(i * 3 + j) % 11} in ${ANSWERS[(i + j) % 5]}` })),
+      }),
+    );
+  }
+  writeFileSync(data, lines.join('\n') + '\n');
+}
+afterAll(() => {
+  removeDir(work);
+  removeDir(model);
+});
+
+const LAUNCHER = join(REPO, 'launcher', 'start.js');
+const common = (out: string, steps: number, batch: number) => ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', String(steps), '--batch-size', String(batch), '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '4', '--lr', '1e-3', '--seed', '3', '--backend', 'wasm', '--log-format', 'json'];
+
+interface Log {
+  rank: number;
+  step: number;
+  loss: number;
+  globalLoss: number;
+}
+function launch(workers: number, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [LAUNCHER, '--cpu-workers', String(workers), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+  const logs: Log[] = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{"rank"'))
+    .map((l) => JSON.parse(l));
+  return { code: r.status, stderr: r.stderr, logs };
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12);
+}
+
+describe('data-parallel training over the ZeroMQ ring', () => {
+  it('2 CPU workers × batch B train the same reranker as 1 worker × batch 2B', () => {
+    const steps = 4;
+    const one = launch(1, common(join(work, 'one'), steps, 4));
+    expect(one.code, one.stderr).toBe(0);
+    const two = launch(2, common(join(work, 'two'), steps, 2));
+    expect(two.code, two.stderr).toBe(0);
+    // Per-step loss: the single worker's loss over 2B examples is the mean of the two workers'.
+    for (let s = 1; s <= steps; s++) {
+      const single = one.logs.find((l) => l.step === s)!.loss;
+      const r0 = two.logs.find((l) => l.step === s && l.rank === 0)!;
+      const r1 = two.logs.find((l) => l.step === s && l.rank === 1)!;
+      expect(Math.abs((r0.loss + r1.loss) / 2 - single) / Math.abs(single)).toBeLessThan(1e-5);
+      expect(r0.globalLoss).toBeCloseTo((r0.loss + r1.loss) / 2, 10);
+      expect(r0.loss).not.toBe(r1.loss);
+    }
+    const a = readSafetensors(join(work, 'two', 'reranker', 'model.safetensors'));
+    const b = readSafetensors(join(work, 'one', 'reranker', 'model.safetensors'));
+    const original = readSafetensors(join(model, 'model.safetensors'));
+    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+    let moved = 0;
+    for (const [name, t] of b) {
+      const x = a.get(name)!.data as Float32Array;
+      const y = t.data as Float32Array;
+      expect(relDiff(x, y), name).toBeLessThanOrEqual(1e-5);
+      if (relDiff(y, original.get(name)!.data as Float32Array) > 1e-4) moved++;
+    }
+    expect(moved).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('kill -9 of one worker mid-run: the launcher exits non-zero, naming the rank, within the all-reduce timeout', async () => {
+    const timeoutMs = 5000;
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', ...common(join(work, 'fault'), 100000, 1)], {
+      env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: String(timeoutMs) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    let killedAt = 0;
+    const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no step from rank 1 in time:\n${stderr}`)), 120_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const pid = /rank 1 pid (\d+)/.exec(stderr)?.[1];
+        if (!killedAt && pid && /"rank":1,"step":2,/.test(stderr)) {
+          process.kill(Number(pid), 'SIGKILL');
+          killedAt = performance.now();
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const code = await done;
+    const elapsed = performance.now() - killedAt;
+    expect(code).not.toBe(0);
+    expect(elapsed).toBeLessThan(timeoutMs);
+    expect(stderr).toContain('error: worker rank 1 was killed by signal SIGKILL');
+  }, 180_000);
+});
