@@ -16,46 +16,7 @@ import { encodeReaderBatch, encodeReaderPassages, loadTrainableReader, READER_TR
 import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
 import { CHECKPOINTS } from './helpers/shared.js';
 import { t5TestTokenizerJson } from './helpers/tokenizers.js';
-
-/**
- * A word-level T5-shaped tokenizer.json for the synthetic benchmark (as test/helpers/tokenizers.ts
- * builds one, without its 500-piece cap): Unigram with <pad>=0, </s>=1, <unk>=2, one piece per
- * lower-cased word of vocab.txt, and single characters for punctuation and digits.
- */
-function synthTokenizerJson(words: readonly string[]): string {
-  const specials = ['<pad>', '</s>', '<unk>'];
-  const pieces: Array<[string, number]> = specials.map((s) => [s, 0]);
-  const seen = new Set<string>(specials);
-  const add = (p: string, score: number) => {
-    if (!seen.has(p)) {
-      seen.add(p);
-      pieces.push([p, score]);
-    }
-  };
-  add('▁', -8);
-  for (const c of "abcdefghijklmnopqrstuvwxyz0123456789?:.,'-") add(c, -10);
-  for (const w of words) {
-    if (/^[\p{L}\p{N}]+$/u.test(w)) add(`▁${w.toLowerCase()}`, -5);
-    else for (const c of w.toLowerCase()) add(c, -10);
-  }
-  const metaspace = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
-  return JSON.stringify({
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'Lowercase' },
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspace] },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: metaspace,
-    model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
-  });
-}
+import { wordTokenizerJson } from '../src/data/vocab-tokenizer.js';
 
 const work = tempDir();
 let data: string;
@@ -72,7 +33,7 @@ beforeAll(async () => {
   data = join(work, 'synth', 'train.jsonl');
   const words = readFileSync(join(work, 'synth', 'vocab.txt'), 'utf8').split('\n').filter(Boolean);
   tokFile = join(work, 'tokenizer.json');
-  writeFileSync(tokFile, synthTokenizerJson(words));
+  writeFileSync(tokFile, wordTokenizerJson(words));
   const vocab = Math.ceil(loadTokenizer(tokFile).vocabSize / 64) * 64;
   configFile = join(work, 'config.json');
   writeFileSync(configFile, JSON.stringify({ vocab_size: vocab, d_model: 64, d_kv: 16, d_ff: 128, num_layers: 2, num_heads: 4, feed_forward_proj: 'relu' }));
