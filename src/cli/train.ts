@@ -4,7 +4,9 @@ import { GrerankError } from '../errors.js';
 import { readJsonFile } from '../io/checkpoint.js';
 import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED } from '../train/checkpoint.js';
-import { METHODS, TRAIN_DEFAULTS, trainReranker, type TrainConfig } from '../train/run.js';
+import { readerConfigOf, trainJoint, READER_LR_DEFAULT } from '../train/joint.js';
+import { trainReader } from '../train/reader.js';
+import { METHODS, TRAIN_DEFAULTS, TRAIN_TARGETS, trainReranker, type TrainConfig, type TrainEvalEvent, type TrainHooks, type TrainTarget } from '../train/run.js';
 import { action } from './run.js';
 
 function num(name: string, integer = false, min = -Infinity): (v: string) => number {
@@ -53,6 +55,13 @@ export function registerTrain(program: Command): void {
     .option('--keep <n>', 'complete checkpoints kept, newest first [3]', num('--keep', true, 1))
     .option('--resume <latest|dir>', 'continue from OUT/checkpoints/latest or a checkpoint directory (bit-identical to an uninterrupted run)')
     .option('--no-checkpoints', 'write no checkpoints and ignore SIGTERM/SIGUSR1 handling')
+    .addOption(new Option('--train <what>', 'reranker (against the frozen reader), reader (as train-reader, to OUT/reader) or both jointly (OUT/reranker and OUT/reader) [reranker]').choices([...TRAIN_TARGETS]))
+    .option('--reader-lr <x>', `the reader's peak learning rate with --train reader|both [${READER_LR_DEFAULT}]`, num('--reader-lr', false, 0))
+    .option('--eval-every <n>', 'evaluate the current reranker on --eval-data every n steps and at the end (0: only at the end); metrics to OUT/eval.jsonl', num('--eval-every', true, 0))
+    .option('--eval-data <file>', 'labelled eval data (gold flags, from `grerank prepare`) for --eval-every')
+    .option('--eval-k <n>', 'top-k of the eval metrics [5]', num('--eval-k', true, 1))
+    .option('--eval-limit <n>', 'evaluate on the first n eval questions only', num('--eval-limit', true, 1))
+    .option('--eval-generate', 'also let the reader answer from the top-k during evaluation (EM, SubEM, F1)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .action(
       action(async (o: Record<string, unknown>) => {
@@ -76,21 +85,71 @@ export function registerTrain(program: Command): void {
         if (o.k !== undefined) cfg.gumbel.k = o.k as number;
         if (o.tau !== undefined) cfg.gumbel.tau = o.tau as number;
         if (o.kappa !== undefined) cfg.gumbel.kappa = o.kappa as number;
+        if (o.train !== undefined && o.train !== 'reranker') cfg.train = o.train as TrainTarget;
+        else if (o.train === 'reranker') delete cfg.train;
+        if (o.readerLr !== undefined) cfg.readerLr = o.readerLr as number;
         for (const k of ['reader', 'data', 'out'] as const) if (!cfg[k]) throw new GrerankError(`--${k} is required (or set "${k}" in --config)`);
+        const target: TrainTarget = cfg.train ?? 'reranker';
+        const hooks: TrainHooks = {};
+        if (o.evalEvery !== undefined || o.evalData !== undefined) {
+          if (o.evalData === undefined) throw new GrerankError('--eval-every needs --eval-data FILE (labelled eval data)');
+          if (target === 'reader') throw new GrerankError('--eval-every evaluates a reranker; it does not apply to --train reader');
+          hooks.eval = { every: (o.evalEvery as number | undefined) ?? 0, data: o.evalData as string, k: (o.evalK as number | undefined) ?? 5, limit: o.evalLimit as number | undefined, generate: o.evalGenerate === true };
+        }
+        if (target === 'both' && o.resume) throw new GrerankError('--resume is not supported with --train both (joint training writes no checkpoints)');
+        if (target !== 'reranker' && (o.saveEvery as number | undefined)) throw new GrerankError(`--save-every is not supported with --train ${target} (it writes no checkpoints)`);
+        if (target === 'reader' && o.resume) throw new GrerankError('--resume is not supported with --train reader (the reader trainer writes no checkpoints)');
         await initBackend(o.backend as BackendChoice);
         const t0 = performance.now();
         let examples = 0;
         let calls = 0;
         let progress: Progress | undefined;
+        const format = o.logFormat as 'text' | 'json';
+        hooks.onEval = (e: TrainEvalEvent) => {
+          if (format === 'json') {
+            process.stderr.write(JSON.stringify({ event: 'eval', step: e.step, total: e.total, final: e.final, ...e.metrics, ...e.counts, seconds: e.seconds }) + '\n');
+          } else {
+            const shown = Object.entries(e.metrics).map(([key, v]) => `${key} ${v === null ? '-' : (100 * v).toFixed(1)}`);
+            process.stderr.write(`eval step ${e.step}/${e.total}: ${shown.join(', ')} (${e.counts.questions} questions, ${e.seconds.toFixed(1)} s)\n`);
+          }
+        };
+        if (target === 'reader') {
+          const rcfg = readerConfigOf(cfg);
+          const r = await trainReader(rcfg, (s, total) => {
+            progress ??= new Progress('train-reader', total, { every: cfg.logEvery, format });
+            examples += s.examples;
+            const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
+            if (s.skipped) fields.skipped = 'yes';
+            progress.update(++calls, fields);
+          });
+          process.stderr.write(`trained the reader ${r.steps} steps (${r.skipped} skipped); wrote ${rcfg.out}\n`);
+          return;
+        }
+        if (target === 'both') {
+          const r = await trainJoint(
+            cfg,
+            (s, total) => {
+              progress ??= new Progress('train', total, { every: cfg.logEvery, format });
+              examples += s.examples;
+              const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, reader_lr: s.readerLr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
+              if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
+              if (s.skipped) fields.skipped = 'yes';
+              progress.update(++calls, fields);
+            },
+            hooks,
+          );
+          process.stderr.write(`trained reader and reranker jointly ${r.steps} steps (${r.skipped} skipped); wrote ${cfg.out}/reranker and ${cfg.out}/reader\n`);
+          return;
+        }
         const ckpt = o.checkpoints === false && !o.resume ? undefined : { saveEvery: (o.saveEvery as number | undefined) ?? 0, keep: (o.keep as number | undefined) ?? 3, resume: o.resume as string | undefined };
         const result = await trainReranker(cfg, (s, total) => {
-          progress ??= new Progress('train', total, { every: cfg.logEvery, format: o.logFormat as 'text' | 'json' });
+          progress ??= new Progress('train', total, { every: cfg.logEvery, format });
           examples += s.examples;
           const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
           if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
           if (s.skipped) fields.skipped = 'yes';
           progress.update(++calls, fields);
-        }, ckpt);
+        }, ckpt, hooks);
         if (result.resumedFrom) process.stderr.write(`resumed from ${result.resumedFrom}\n`);
         if (result.interrupted) {
           process.stderr.write(`stopped on ${result.interrupted} after ${result.steps} updates; checkpoint ${result.checkpoint}; continue with --resume latest\n`);

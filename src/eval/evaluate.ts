@@ -243,7 +243,7 @@ async function answerBatch(reader: FidReader, tok: TextTokenizer, items: Readonl
   }
 }
 
-function checkOptions(o: EvalOptions): void {
+function checkOptions(o: EvalOptions, models?: EvalModels): void {
   if (!Number.isInteger(o.k) || o.k < 1) throw new GrerankError(`--k must be a positive integer, got ${o.k}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new GrerankError(`--batch-size must be a positive integer, got ${o.batchSize}`);
   if (o.nPassages !== undefined && (!Number.isInteger(o.nPassages) || o.nPassages < 1)) throw new GrerankError(`--n-passages must be a positive integer, got ${o.nPassages}`);
@@ -251,7 +251,24 @@ function checkOptions(o: EvalOptions): void {
   if (o.ranker.kind === 'baseline' && !(BASELINES as readonly string[]).includes(o.ranker.name)) {
     throw new GrerankError(`--baseline must be one of ${BASELINES.join(', ')}, got "${o.ranker.name}"`);
   }
-  if (o.generate && !o.reader) throw new GrerankError('--generate needs --reader DIR (the FiD reader that answers from the top-k passages)');
+  if (o.generate && !o.reader && !models?.reader) throw new GrerankError('--generate needs --reader DIR (the FiD reader that answers from the top-k passages)');
+}
+
+/**
+ * Models already in memory (e.g. the reranker being trained): used instead of loading
+ * `opts.ranker.dir` / `opts.reader` from disk, and not disposed by the evaluation.
+ */
+export interface EvalModels {
+  reranker?: { reranker: Reranker; tokenizer: TextTokenizer };
+  reader?: { reader: FidReader; tokenizer: TextTokenizer };
+}
+
+/**
+ * Evaluates in-memory models (see {@link EvalModels}); `opts.ranker` then only names the method
+ * (kind "reranker" with any label as dir). No gradient, no training RNG, no tensors left behind.
+ */
+export function evaluateLoaded(opts: EvalOptions, models: EvalModels, onProgress?: (p: EvalProgress) => void): Promise<EvalResult> {
+  return evaluate(opts, onProgress, models);
 }
 
 /**
@@ -259,8 +276,8 @@ function checkOptions(o: EvalOptions): void {
  * the ranking is the sort of the scores (ties keep candidate order) and the reader sees the
  * hard top-k.
  */
-export async function evaluate(opts: EvalOptions, onProgress?: (p: EvalProgress) => void): Promise<EvalResult> {
-  checkOptions(opts);
+export async function evaluate(opts: EvalOptions, onProgress?: (p: EvalProgress) => void, models?: EvalModels): Promise<EvalResult> {
+  checkOptions(opts, models);
   const t0 = performance.now();
   const names = metricNames(opts.k);
   const { examples } = await readExamples(opts.data, { limit: opts.limit });
@@ -291,12 +308,18 @@ export async function evaluate(opts: EvalOptions, onProgress?: (p: EvalProgress)
   const rng = new Rng(opts.seed);
   const results: QuestionResult[] = [];
   try {
-    if (opts.ranker.kind === 'reranker') {
+    if (opts.ranker.kind === 'reranker' && models?.reranker) {
+      reranker = models.reranker.reranker;
+      pairs = { kind: reranker.kind, tokenizer: models.reranker.tokenizer };
+    } else if (opts.ranker.kind === 'reranker') {
       const loaded = await loadReranker(opts.ranker.dir, { trainable: false, rankT5TokenId: opts.ranker.rankT5TokenId ?? RANKT5_TOKEN_ID });
       reranker = loaded.reranker;
       pairs = { kind: reranker.kind, tokenizer: loaded.tokenizer };
     }
-    if (opts.generate) {
+    if (opts.generate && models?.reader) {
+      reader = models.reader.reader;
+      readerTok = models.reader.tokenizer;
+    } else if (opts.generate) {
       readerTok = loadTokenizer(opts.reader!);
       reader = await FidReader.load(opts.reader!);
     }
@@ -349,8 +372,8 @@ export async function evaluate(opts: EvalOptions, onProgress?: (p: EvalProgress)
       }
     }
   } finally {
-    reranker?.dispose();
-    reader?.dispose();
+    if (reranker !== models?.reranker?.reranker) reranker?.dispose();
+    if (reader !== models?.reader?.reader) reader?.dispose();
   }
 
   const keys = [names.recall, names.ndcg, names.mrr, names.indirectRecall, names.indirectNdcg, names.indirectMrr, ...(opts.generate ? [names.em, names.subem, names.f1] : [])];

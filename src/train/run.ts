@@ -1,9 +1,11 @@
 import type { Variable } from '@tensorflow/tfjs-core';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RerankBatch } from '../data/batch.js';
 import { encodeBatch, DEFAULT_ENCODE_SPEC, type EncodeSpec } from '../data/encode.js';
 import { readExamples, type Example } from '../data/examples.js';
 import { GrerankError } from '../errors.js';
+import { checkLabels, EVAL_DEFAULTS, evaluateLoaded, type EvalModels } from '../eval/evaluate.js';
 import { saveModelDir } from '../io/export.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { GUMBEL_DEFAULTS, hardTopK, type GumbelOptions } from '../gumbel/mask.js';
@@ -52,7 +54,17 @@ export interface TrainConfig {
   seed: number;
   logEvery: number;
   limit?: number;
+  /**
+   * What `grerank train` trains: the reranker against the frozen reader (default; the key is
+   * then left out), the reader alone (train-reader's loop), or both jointly (joint.ts).
+   */
+  train?: TrainTarget;
+  /** The reader's peak learning rate with train reader|both [1e-4]. */
+  readerLr?: number;
 }
+
+export const TRAIN_TARGETS = ['reranker', 'reader', 'both'] as const;
+export type TrainTarget = (typeof TRAIN_TARGETS)[number];
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'reader' | 'data' | 'out'> = {
   method: 'gumbel',
@@ -107,14 +119,96 @@ export interface CheckpointOptions {
   signals?: NodeJS.Signals[];
 }
 
+/** Evaluation during training (`--eval-every`): ranking metrics of the in-memory reranker. */
+export interface TrainEvalOptions {
+  /** Evaluate every N steps (0: only at the end); always at the end of the run. */
+  every: number;
+  /** Labelled eval data (gold flags, as `grerank prepare` writes). */
+  data: string;
+  /** The hard top-k of the metrics [5]. */
+  k: number;
+  limit?: number;
+  /** Also let the reader answer from the top-k (EM, SubEM, F1). */
+  generate: boolean;
+  /** Questions per scoring pass [4]. */
+  batchSize?: number;
+}
+
+/** One evaluation during training: what OUT/eval.jsonl holds a line of. */
+export interface TrainEvalEvent {
+  step: number;
+  total: number;
+  final: boolean;
+  k: number;
+  /** Means over the eval questions (null where undefined), fractions in [0, 1]. */
+  metrics: Record<string, number | null>;
+  counts: Record<string, number>;
+  seconds: number;
+}
+
+/** Hooks of a training run besides progress and checkpoints. */
+export interface TrainHooks {
+  eval?: TrainEvalOptions;
+  /** Called after every evaluation (a metrics exporter can publish them). */
+  onEval?: (e: TrainEvalEvent) => void;
+  /** trainReranker: called with each encoded batch and the seconds its encoding took, before its step (the metrics' data phase). */
+  onBatch?: (batch: RerankBatch, seconds: number) => void;
+  /** trainReranker: called after every checkpoint written, with its directory and reason. */
+  onCheckpoint?: (dir: string, reason: string) => void;
+}
+
+/** Checks the eval options and data before training starts (one-line errors). */
+export async function checkTrainEval(e: TrainEvalOptions): Promise<void> {
+  if (!Number.isInteger(e.every) || e.every < 0) throw new GrerankError(`--eval-every must be a non-negative integer, got ${e.every}`);
+  if (!Number.isInteger(e.k) || e.k < 1) throw new GrerankError(`--eval-k must be a positive integer, got ${e.k}`);
+  const { examples } = await readExamples(e.data, { limit: e.limit });
+  if (examples.length === 0) throw new GrerankError(`${e.data}: no examples`);
+  checkLabels(examples, e.data);
+}
+
+/** True when step `done` of `total` is an evaluation point. */
+export function isEvalStep(e: TrainEvalOptions, done: number, total: number): boolean {
+  return done === total || (e.every > 0 && done % e.every === 0);
+}
+
+/**
+ * Evaluates in-memory models at step `step`: no gradient, no training RNG drawn, no tensors
+ * left; appends the metrics to out/eval.jsonl and passes them to `onEval`.
+ */
+export async function runTrainEval(e: TrainEvalOptions, models: EvalModels, cfg: Pick<TrainConfig, 'out' | 'encode'>, step: number, total: number, onEval?: (ev: TrainEvalEvent) => void): Promise<TrainEvalEvent> {
+  const r = await evaluateLoaded(
+    {
+      ...EVAL_DEFAULTS,
+      data: e.data,
+      ranker: { kind: 'reranker', dir: join(cfg.out, 'reranker') },
+      k: e.k,
+      limit: e.limit,
+      generate: e.generate,
+      batchSize: e.batchSize ?? EVAL_DEFAULTS.batchSize,
+      pairMaxLength: cfg.encode.pairMaxLength,
+      passageMaxLength: cfg.encode.passageMaxLength,
+      name: `step ${step}`,
+    },
+    models,
+  );
+  const ev: TrainEvalEvent = { step, total, final: step === total, k: e.k, metrics: r.metrics, counts: r.counts, seconds: r.seconds };
+  mkdirSync(cfg.out, { recursive: true });
+  appendFileSync(join(cfg.out, 'eval.jsonl'), JSON.stringify(ev) + '\n');
+  onEval?.(ev);
+  return ev;
+}
+
 /**
  * Trains a reranker (or Algorithm 2's weights) in this process against the frozen reader and
  * writes the result to `out`: the reranker as a Hugging Face directory (out/reranker), or the
  * learned weights and rankings (out/weights.json).
  */
-export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, total: number) => void, ckpt?: CheckpointOptions): Promise<TrainResult> {
+export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, total: number) => void, ckpt?: CheckpointOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   if (!METHODS.includes(cfg.method)) throw new GrerankError(`unknown method "${cfg.method}" (choose ${METHODS.join(', ')})`);
   if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
+  if (cfg.train && cfg.train !== 'reranker') throw new GrerankError(`trainReranker trains the reranker only (train "${cfg.train}": use trainReader or trainJoint)`);
+  if (hooks.eval && cfg.method === 'weights') throw new GrerankError('--eval-every needs a reranker: method weights learns per-question weights of the training questions only');
+  if (hooks.eval) await checkTrainEval(hooks.eval);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   let resumed: LoadedCheckpoint | undefined;
   if (ckpt?.resume) {
@@ -206,6 +300,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
         },
         ckpt.keep,
       );
+      hooks.onCheckpoint?.(lastCheckpoint, reason);
     };
     let order = epochOrder(examples.length, cfg.seed, epoch);
     while (done < total && !stopSignal) {
@@ -215,12 +310,17 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
         order = epochOrder(examples.length, cfg.seed, epoch);
       }
       const idx = order.slice(cursor, cursor + cfg.batchSize);
+      const tData = performance.now();
       const batch = await encodeBatch(idx.map((i) => examples[i]!), idx, readerTok, loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5', tokenizer: readerTok }, cfg.encode, targetRng);
+      hooks.onBatch?.(batch, (performance.now() - tData) / 1000);
       const stats = await trainer.trainStep(batch);
       history.push(stats);
       done++;
       cursor += cfg.batchSize;
       onStep?.(stats, total);
+      if (hooks.eval && loaded && isEvalStep(hooks.eval, done, total)) {
+        await runTrainEval(hooks.eval, { reranker: loaded, reader: { reader, tokenizer: readerTok } }, cfg, done, total, hooks.onEval);
+      }
       if (ckpt) {
         // Test hook: GRERANK_TEST_SIGNAL_AT="3:SIGUSR1" sends that signal to this process after step 3.
         const at = process.env.GRERANK_TEST_SIGNAL_AT?.split(':');
