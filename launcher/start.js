@@ -33,6 +33,9 @@ function usage() {
 --cpu-workers N, --gpus N
            N data-parallel workers on this node (under SLURM: on every node of the job);
            --batch-size is then per worker, the global batch is batch-size x world size
+--metrics-port P
+           with workers: rank 0 serves Prometheus metrics of every rank on http://HOST:P/metrics
+           (default 9464; 0 turns it off)
 `);
 }
 
@@ -80,6 +83,7 @@ try {
   process.exit(2);
 }
 const secret = process.env[WORKER_ENV.secret] || newJobSecret();
+if (!args.includes('--metrics-port')) args.push('--metrics-port', '9464');
 const ipcDir = mkdtempSync(join(tmpdir(), 'grerank-ring-')); // 0700
 const log = (m) => process.stderr.write(`[launcher] ${m}\n`);
 log(`node ${plan.nodeRank}/${plan.nnodes}: starting ranks ${plan.rankOffset}..${plan.rankOffset + workers - 1} of ${plan.worldSize} (${kind} workers)`);

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
@@ -91,6 +92,35 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     }
     expect(moved).toBeGreaterThan(0);
   }, 300_000);
+
+  it('rank 0 serves every rank\'s Prometheus metrics while the job runs', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--metrics-port', String(port), ...common(join(work, 'metrics'), 400, 1), '--log-every', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let text = '';
+    try {
+      for (let i = 0; i < 600 && !/grerank_train_steps_total\{[^}]*rank="1"[^}]*\} [3-9]/.test(text); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
+    for (const rank of ['0', '1']) {
+      expect(text, stderr).toMatch(new RegExp(`grerank_train_steps_total\\{[^}]*rank="${rank}"[^}]*\\} \\d+`));
+      expect(text).toMatch(new RegExp(`grerank_train_loss\\{[^}]*rank="${rank}"[^}]*\\} [0-9.]+`));
+    }
+    expect(text).toMatch(/grerank_build_info\{[^}]*backend="wasm"/);
+    expect(text).toMatch(/grerank_train_step_phase_seconds_bucket\{[^}]*phase="allreduce"/);
+  }, 180_000);
 
   it('kill -9 of one worker mid-run: the launcher exits non-zero, naming the rank, within the all-reduce timeout', async () => {
     const timeoutMs = 5000;

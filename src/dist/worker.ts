@@ -13,7 +13,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { TrainingMetrics } from '../obs/metrics.js';
+import { startMetricsServer } from '../obs/metrics-server.js';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { chooseTarget, encodeBatch } from '../data/encode.js';
 import { readExamples, type Example } from '../data/examples.js';
@@ -39,12 +43,15 @@ import { RingTransport, ringEndpoints } from './transport.js';
 
 const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
 const STATS_STREAM = 0x7ffffff0;
+const METRICS_STREAM = 0x7ffffff1;
 
 export interface WorkerOptions {
   backend: BackendChoice;
   logFormat: 'text' | 'json';
   /** Parameter checksum every K steps (0 = never). */
   checksumEvery: number;
+  /** Rank 0 serves Prometheus metrics for the whole job on this port (0 = off). */
+  metricsPort: number;
 }
 
 /** What one worker reports per step (rank 0 also has the global mean loss). */
@@ -91,7 +98,7 @@ const NESTED: Record<string, ['encode' | 'gumbel', string]> = {
 /** The worker's TrainConfig and options from `--config FILE` plus flag overrides (grerank train's names). */
 export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; opts: WorkerOptions } {
   const d = TRAIN_DEFAULTS;
-  const opts: WorkerOptions = { backend: 'auto', logFormat: 'text', checksumEvery: 50 };
+  const opts: WorkerOptions = { backend: 'auto', logFormat: 'text', checksumEvery: 50, metricsPort: 0 };
   let fromFile: Partial<TrainConfig> = {};
   const ci = argv.indexOf('--config');
   if (ci >= 0) fromFile = readJsonFile(argv[ci + 1]!) as Partial<TrainConfig>;
@@ -105,6 +112,7 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
     else if (a === '--backend') (opts.backend = v as BackendChoice), i++;
     else if (a === '--log-format') (opts.logFormat = v === 'json' ? 'json' : 'text'), i++;
     else if (a === '--checksum-every') (opts.checksumEvery = Number(v)), i++;
+    else if (a === '--metrics-port') (opts.metricsPort = Number(v)), i++;
     else if (FLAGS[a]) ((cfg as unknown as Record<string, unknown>)[FLAGS[a]] = value(v ?? '')), i++;
     else if (NESTED[a]) {
       const [group, key] = NESTED[a];
@@ -120,6 +128,10 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
   return { cfg, opts };
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 /** One compute thread: the wasm backend's thread pool is sized before the backend starts. */
 async function pinOneThread(backend: BackendChoice): Promise<void> {
   if (backend === 'auto' || backend === 'wasm') {
@@ -129,7 +141,13 @@ async function pinOneThread(backend: BackendChoice): Promise<void> {
 }
 
 /** Runs one worker to the end; returns its per-step log. Rank 0 writes `cfg.out`. */
-export async function runWorker(cfg: TrainConfig, opts: WorkerOptions, id: WorkerIdentity, onLog?: (l: WorkerStepLog) => void): Promise<WorkerStepLog[]> {
+export async function runWorker(
+  cfg: TrainConfig,
+  opts: WorkerOptions,
+  id: WorkerIdentity,
+  onLog?: (l: WorkerStepLog) => void,
+  metrics?: TrainingMetrics,
+): Promise<WorkerStepLog[]> {
   const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
   if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
   const readerTok = loadTokenizer(cfg.reader);
@@ -173,9 +191,21 @@ export async function runWorker(cfg: TrainConfig, opts: WorkerOptions, id: Worke
         const idx = plan[s]![id.rank]!;
         // The answer target of each example from (seed, epoch, index), not from one stream.
         const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, epoch, i, 0x2545f491])) }));
+        const tData = performance.now();
         const batch = await encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
+        const dataSeconds = (performance.now() - tData) / 1000;
         if (gumbel) gumbel.step = step;
         const stats: StepStats = await trainer.trainStep(batch);
+        if (metrics) {
+          let tokens = 0;
+          for (const m of batch.passageMask) tokens += m;
+          metrics.recordStep({ ...stats, tokens, seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
+          // Every rank's registry reaches rank 0, which serves them all (a collective call).
+          if (transport && (step + 1) % cfg.logEvery === 0) {
+            const snaps = await ringAllGather(transport, await metrics.snapshotBytes(), { step, stream: METRICS_STREAM, timeoutMs: id.timeoutMs });
+            if (id.rank === 0) snaps.forEach((snap, r) => r !== 0 && metrics.mergeFromJSON(snap, { rank: r, node: id.rankHosts[r] ?? String(r) }));
+          }
+        }
         let globalLoss = stats.loss;
         if (transport) {
           const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
@@ -216,7 +246,11 @@ async function main(): Promise<void> {
   const { cfg, opts } = parseWorkerArgs(argv);
   const id = workerIdentity(process.env, argv);
   await pinOneThread(opts.backend);
-  await initBackend(opts.backend, { quiet: id.rank !== 0 });
+  const backend = await initBackend(opts.backend, { quiet: id.rank !== 0 });
+  const metrics = new TrainingMetrics({ rank: id.rank, node: id.rankHosts[id.rank] ?? hostname() });
+  metrics.buildInfo(packageVersion(), backend.name);
+  const server = id.rank === 0 && opts.metricsPort > 0 ? await startMetricsServer(opts.metricsPort, metrics) : undefined;
+  if (server) process.stderr.write(`[grerank] metrics: http://${hostname()}:${server.port}/metrics\n`);
   const t0 = performance.now();
   let examples = 0;
   let progress: Progress | undefined;
@@ -227,7 +261,8 @@ async function main(): Promise<void> {
     if (id.rank !== 0) return;
     progress ??= new Progress('train', l.total, { every: cfg.logEvery, format: 'text' });
     if (opts.logFormat !== 'json') progress.update(l.step, { step: l.step, loss: l.globalLoss, 'ex/s': rate, ...(l.skipped ? { skipped: 'yes' } : {}) });
-  });
+  }, metrics);
+  await server?.close();
   if (id.rank === 0) {
     const secs = (performance.now() - t0) / 1000;
     process.stderr.write(`trained ${logs.length} steps on ${id.worldSize} worker(s) (${logs.filter((l) => l.skipped).length} skipped; ${(examples / secs).toFixed(2)} examples/s); wrote ${cfg.out}\n`);
