@@ -8,8 +8,11 @@
 //
 // With N > 1 (or under SLURM with several nodes) the launcher starts N worker processes
 // (dist/dist/worker.js) with ranks nodeRank × N + i, a fresh job secret (or GRERANK_JOB_SECRET
-// when several nodes must share one) and a private ipc directory, waits for all, and if any
-// worker fails kills the others and exits non-zero naming the rank. See docs/distributed.md.
+// when several nodes must share one) and a private ipc directory, and waits for all. When a
+// worker fails it stops the others and starts them all again from the latest checkpoint, up to
+// --max-restarts times; then it exits non-zero naming the rank. SIGTERM/SIGUSR1 (SLURM
+// preemption) are forwarded: the workers save a checkpoint and exit 75, and so does the
+// launcher. See docs/distributed.md.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +39,12 @@ function usage() {
 --metrics-port P
            with workers: rank 0 serves Prometheus metrics of every rank on http://HOST:P/metrics
            (default 9464; 0 turns it off)
+--max-restarts N
+           with workers: when a worker fails, restart all from the latest checkpoint of --out
+           up to N times (default 2), then exit 1 naming the rank
+--resume latest|auto|DIR, --save-every N, --keep N, --eval-every N --eval-data FILE
+           as in 'grerank train'; SIGTERM or SIGUSR1 makes the workers save a checkpoint and
+           exit 75 (EX_TEMPFAIL), for SLURM preemption and requeue
 `);
 }
 
@@ -57,6 +66,18 @@ for (const flag of ['--gpus', '--cpu-workers']) {
     workers = n;
     asked = true;
     kind = flag === '--gpus' ? 'gpu' : 'cpu';
+    args.splice(i, 2);
+  }
+}
+let maxRestarts = 2;
+{
+  const i = args.indexOf('--max-restarts');
+  if (i >= 0) {
+    maxRestarts = Number(args[i + 1]);
+    if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
+      process.stderr.write('error: --max-restarts needs a non-negative integer\n');
+      process.exit(2);
+    }
     args.splice(i, 2);
   }
 }
@@ -84,56 +105,82 @@ try {
 }
 const secret = process.env[WORKER_ENV.secret] || newJobSecret();
 if (!args.includes('--metrics-port')) args.push('--metrics-port', '9464');
-const ipcDir = mkdtempSync(join(tmpdir(), 'grerank-ring-')); // 0700
 const log = (m) => process.stderr.write(`[launcher] ${m}\n`);
-log(`node ${plan.nodeRank}/${plan.nnodes}: starting ranks ${plan.rankOffset}..${plan.rankOffset + workers - 1} of ${plan.worldSize} (${kind} workers)`);
+const EXIT_PREEMPTED = 75;
+let children = [];
+let stopping; // the signal this launcher was asked to stop with
 
-const children = [];
-let failure;
-let remaining = workers;
-for (let i = 0; i < workers; i++) {
-  const rank = plan.rankOffset + i;
-  const env = {
-    ...process.env,
-    [WORKER_ENV.rank]: String(rank),
-    [WORKER_ENV.localRank]: String(i),
-    [WORKER_ENV.worldSize]: String(plan.worldSize),
-    [WORKER_ENV.hosts]: plan.rankHosts.join(','),
-    [WORKER_ENV.basePort]: String(plan.basePort),
-    [WORKER_ENV.ipcDir]: ipcDir,
-    [WORKER_ENV.secret]: secret,
-    CUDA_VISIBLE_DEVICES: devices[i],
-    // One compute thread per worker.
-    OMP_NUM_THREADS: '1',
-    TF_NUM_INTRAOP_THREADS: '1',
-    TF_NUM_INTEROP_THREADS: '1',
-    UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2',
-  };
-  const child = spawn(process.execPath, [workerJs, ...args], { stdio: 'inherit', env });
-  log(`rank ${rank} pid ${child.pid}`);
-  children.push(child);
-  child.on('exit', (code, signal) => {
-    remaining--;
-    if ((code !== 0 || signal) && !failure) {
-      failure = { rank, code, signal };
-      log(`rank ${rank} failed (${signal ? `killed by signal ${signal}` : `exit code ${code}`}); stopping the other workers`);
-      for (const c of children) if (c !== child && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-      setTimeout(() => {
-        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      }, 5000).unref();
-    }
-    if (remaining === 0) {
-      rmSync(ipcDir, { recursive: true, force: true });
-      if (failure) {
-        process.stderr.write(`error: worker rank ${failure.rank} ${failure.signal ? `was killed by signal ${failure.signal}` : `exited with code ${failure.code}`}\n`);
-        process.exit(1);
-      }
-      process.exit(0);
+/** Starts one generation of workers; resolves with the first failure, or none. */
+function runGeneration(restarts) {
+  const ipcDir = mkdtempSync(join(tmpdir(), 'grerank-ring-')); // 0700
+  log(`node ${plan.nodeRank}/${plan.nnodes}: starting ranks ${plan.rankOffset}..${plan.rankOffset + workers - 1} of ${plan.worldSize} (${kind} workers)${restarts ? `, restart ${restarts}/${maxRestarts}` : ''}`);
+  return new Promise((resolve) => {
+    let failure;
+    let preempted = 0;
+    let remaining = workers;
+    children = [];
+    for (let i = 0; i < workers; i++) {
+      const rank = plan.rankOffset + i;
+      const env = {
+        ...process.env,
+        [WORKER_ENV.rank]: String(rank),
+        [WORKER_ENV.localRank]: String(i),
+        [WORKER_ENV.worldSize]: String(plan.worldSize),
+        [WORKER_ENV.hosts]: plan.rankHosts.join(','),
+        [WORKER_ENV.basePort]: String(plan.basePort),
+        [WORKER_ENV.ipcDir]: ipcDir,
+        [WORKER_ENV.secret]: secret,
+        [WORKER_ENV.restarts]: String(restarts),
+        CUDA_VISIBLE_DEVICES: devices[i],
+        // One compute thread per worker.
+        OMP_NUM_THREADS: '1',
+        TF_NUM_INTRAOP_THREADS: '1',
+        TF_NUM_INTEROP_THREADS: '1',
+        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2',
+      };
+      const child = spawn(process.execPath, [workerJs, ...args], { stdio: 'inherit', env });
+      log(`rank ${rank} pid ${child.pid}`);
+      children.push(child);
+      child.on('exit', (code, signal) => {
+        remaining--;
+        if (code === EXIT_PREEMPTED) preempted++;
+        else if ((code !== 0 || signal) && !failure) {
+          failure = { rank, code, signal };
+          log(`rank ${rank} failed (${signal ? `killed by signal ${signal}` : `exit code ${code}`}); stopping the other workers`);
+          for (const c of children) if (c !== child && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        }
+        if (remaining === 0) {
+          rmSync(ipcDir, { recursive: true, force: true });
+          resolve({ failure, preempted });
+        }
+      });
     }
   });
 }
-for (const sig of ['SIGINT', 'SIGTERM']) {
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1']) {
   process.on(sig, () => {
-    for (const c of children) if (c.exitCode === null) c.kill(sig);
+    stopping ??= sig;
+    // The workers agree on a step, rank 0 saves a checkpoint, all exit 75.
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig === 'SIGINT' ? 'SIGTERM' : sig);
   });
+}
+
+for (let restarts = 0; ; restarts++) {
+  const { failure, preempted } = await runGeneration(restarts);
+  if (!failure) {
+    if (preempted > 0) {
+      log(`stopped${stopping ? ` on ${stopping}` : ''}: the workers saved a checkpoint; continue with --resume latest (or auto)`);
+      process.exit(EXIT_PREEMPTED);
+    }
+    process.exit(0);
+  }
+  const why = failure.signal ? `was killed by signal ${failure.signal}` : `exited with code ${failure.code}`;
+  // Exit 2 is bad input (config, data, checkpoint): a restart would fail the same way.
+  if (stopping || restarts >= maxRestarts || failure.code === 2) {
+    process.stderr.write(`error: worker rank ${failure.rank} ${why}${restarts > 0 ? ` (after ${restarts} restart(s))` : ''}\n`);
+    process.exit(1);
+  }
+  log(`worker rank ${failure.rank} ${why}; restarting all workers from the latest checkpoint (${restarts + 1}/${maxRestarts})`);
+  await new Promise((r) => setTimeout(r, 1000));
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
@@ -7,7 +7,7 @@ import { GrerankError } from '../src/errors.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { loadReranker } from '../src/models/load.js';
 import { rawToTensor } from '../src/models/params.js';
-import { configDifferences, COMPLETE_MARKER, EXIT_PREEMPTED, FORMAT_VERSION, saveCheckpoint, type CheckpointState } from '../src/train/checkpoint.js';
+import { configDifferences, COMPLETE_MARKER, EXIT_PREEMPTED, FORMAT_VERSION, resolveResume, saveCheckpoint, type CheckpointState } from '../src/train/checkpoint.js';
 import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
 import { CHECKPOINTS } from './helpers/shared.js';
 import { t5TestTokenizerJson } from './helpers/tokenizers.js';
@@ -188,5 +188,25 @@ describe('training checkpoints', () => {
   it('compares configs key by key, ignoring what does not affect training', () => {
     expect(configDifferences({ lr: 1, out: 'a', logEvery: 1, encode: { n: 5 } }, { lr: 1, out: 'b', logEvery: 9, encode: { n: 5 } })).toEqual([]);
     expect(configDifferences({ lr: 1, encode: { n: 5 }, limit: 3 }, { lr: 2, encode: { n: 6 } })).toEqual(['encode.n', 'limit', 'lr']);
+  });
+});
+
+describe('--resume auto', () => {
+  it('is a fresh start without checkpoints and the latest complete one with them', () => {
+    const out = tempDir();
+    try {
+      expect(resolveResume('auto', out)).toBeUndefined();
+      expect(() => resolveResume('latest', out)).toThrow(/no checkpoint to resume from/);
+      const dir = join(out, 'checkpoints', 'step-000004');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'state.json'), '{}');
+      writeFileSync(join(out, 'checkpoints', 'latest'), 'step-000004\n');
+      // `latest` naming an incomplete checkpoint is an error, not a silent fresh start.
+      expect(() => resolveResume('auto', out)).toThrow(/incomplete checkpoint/);
+      writeFileSync(join(dir, COMPLETE_MARKER), '');
+      expect(resolveResume('auto', out)).toBe(dir);
+    } finally {
+      removeDir(out);
+    }
   });
 });

@@ -1,5 +1,5 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -122,9 +122,25 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     expect(text).toMatch(/grerank_train_step_phase_seconds_bucket\{[^}]*phase="allreduce"/);
   }, 180_000);
 
+  it('--eval-every: rank 0 evaluates the in-memory reranker and writes OUT/eval.jsonl', () => {
+    const evalData = join(work, 'eval.jsonl');
+    const rows = readFileSync(data, 'utf8').trim().split('\n').slice(0, 4).map((l, i) => {
+      const ex = JSON.parse(l) as { ctxs: Array<Record<string, unknown>> };
+      ex.ctxs.forEach((c, j) => (c.gold = j === i % 5));
+      return JSON.stringify(ex);
+    });
+    writeFileSync(evalData, rows.join('\n') + '\n');
+    const out = join(work, 'eval');
+    const r = launch(2, [...common(out, 6, 1), '--eval-every', '3', '--eval-data', evalData, '--eval-k', '2', '--metrics-port', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    const evals = readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; final: boolean; metrics: Record<string, number> });
+    expect(evals.map((e) => [e.step, e.final])).toEqual([[3, false], [6, true]]);
+    for (const e of evals) expect(e.metrics['R@2']).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+
   it('kill -9 of one worker mid-run: the launcher exits non-zero, naming the rank, within the all-reduce timeout', async () => {
     const timeoutMs = 5000;
-    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', ...common(join(work, 'fault'), 100000, 1)], {
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--max-restarts', '0', ...common(join(work, 'fault'), 100000, 1)], {
       env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: String(timeoutMs) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -150,4 +166,71 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     expect(elapsed).toBeLessThan(timeoutMs);
     expect(stderr).toContain('error: worker rank 1 was killed by signal SIGKILL');
   }, 180_000);
+});
+
+describe('restarts and preemption of a data-parallel job', () => {
+  const STEPS = 200;
+  const args = (out: string) => [...common(out, STEPS, 1), '--save-every', '10', '--metrics-port', '0'];
+  const weights = (out: string) => readFileSync(join(out, 'reranker', 'model.safetensors'));
+  let reference: Buffer;
+
+  /** Runs the launcher; `act(stderrSoFar, child)` is called on every chunk of its stderr. */
+  async function run(extra: string[], out: string, act?: (stderr: string, child: ChildProcess) => void, env: Record<string, string> = {}) {
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', ...args(out), ...extra], { env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: '5000', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      act?.(stderr, child);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr };
+  }
+
+  it('an uninterrupted run (the reference)', async () => {
+    const r = await run([], join(work, 'ref'));
+    expect(r.code, r.stderr).toBe(0);
+    reference = weights(join(work, 'ref'));
+  }, 300_000);
+
+  it('kill -9 of a worker: the launcher restarts all from the latest checkpoint and ends bit-identical to the reference', async () => {
+    let killed = false;
+    const out = join(work, 'restart');
+    const r = await run(['--max-restarts', '1'], out, (stderr) => {
+      const pid = /rank 1 pid (\d+)/.exec(stderr)?.[1];
+      if (!killed && pid && /"rank":1,"step":13,/.test(stderr)) {
+        killed = true;
+        process.kill(Number(pid), 'SIGKILL');
+      }
+    });
+    expect(killed).toBe(true);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('worker rank 1 was killed by signal SIGKILL; restarting all workers from the latest checkpoint (1/1)');
+    expect(r.stderr).toMatch(/resumed from \S+step-0000\d0 \(step \d+\)/);
+    expect(weights(out).equals(reference)).toBe(true);
+  }, 300_000);
+
+  it('SIGUSR1 to the launcher: a checkpoint, exit 75; --resume latest ends bit-identical to the reference', async () => {
+    const out = join(work, 'preempt');
+    let signalled = false;
+    const first = await run([], out, (stderr, child) => {
+      if (!signalled && /"rank":0,"step":7,/.test(stderr)) {
+        signalled = true;
+        child.kill('SIGUSR1');
+      }
+    });
+    expect(first.code, first.stderr).toBe(75);
+    expect(first.stderr).toMatch(/stopped on SIGUSR1 after \d+ steps/);
+    const stoppedAt = Number(/checkpoint \S+step-(\d+)/.exec(first.stderr)?.[1]);
+    expect(stoppedAt).toBeGreaterThanOrEqual(7);
+    expect(stoppedAt).toBeLessThan(STEPS);
+    expect(existsSync(join(out, 'reranker'))).toBe(false);
+    const second = await run(['--resume', 'latest'], out);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain(`(step ${stoppedAt})`);
+    expect(weights(out).equals(reference)).toBe(true);
+    // A checkpoint of another world size is refused in one line.
+    const one = spawnSync(process.execPath, [LAUNCHER, '--cpu-workers', '1', ...args(out), '--resume', 'latest'], { encoding: 'utf8' });
+    expect(one.status).toBe(1);
+    expect(one.stderr).toMatch(/cannot resume: the training config differs in distributed\.worldSize/);
+  }, 300_000);
 });

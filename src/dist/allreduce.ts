@@ -229,7 +229,7 @@ export async function ringAllGather(t: RingTransport, value: Uint8Array, opts: {
   return out;
 }
 
-/** Waits until every rank has reached the same barrier `step`. */
-export async function ringBarrier(t: RingTransport, step: number, timeoutMs?: number): Promise<void> {
-  await ringAllGather(t, new Uint8Array(0), { step, stream: 0x7ffffff0, timeoutMs });
+/** Waits until every rank has reached the same barrier `step` (of `stream`, for barriers of different purposes). */
+export async function ringBarrier(t: RingTransport, step: number, timeoutMs?: number, stream = 0x7ffffff0): Promise<void> {
+  await ringAllGather(t, new Uint8Array(0), { step, stream, timeoutMs });
 }

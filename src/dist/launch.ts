@@ -157,6 +157,8 @@ export const WORKER_ENV = {
   ipcDir: 'GRERANK_IPC_DIR',
   secret: 'GRERANK_JOB_SECRET',
   timeoutMs: 'GRERANK_DIST_TIMEOUT_MS',
+  /** How many times the launcher has restarted this job's workers (0 on the first start). */
+  restarts: 'GRERANK_RESTARTS',
 } as const;
 
 export interface WorkerIdentity {

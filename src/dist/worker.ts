@@ -11,10 +11,9 @@
  * are drawn per example from (seed, step/epoch, dataset index), so the result does not depend on
  * how the global batch is split. One compute thread per worker.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrainingMetrics } from '../obs/metrics.js';
 import { startMetricsServer } from '../obs/metrics-server.js';
@@ -31,19 +30,28 @@ import { RerankerScorer, WeightTable, type Scorer } from '../methods/scorer.js';
 import { FidReader } from '../models/fid.js';
 import { loadReranker, type LoadedReranker } from '../models/load.js';
 import { Progress } from '../obs/progress.js';
-import { METHODS, TRAIN_DEFAULTS, type TrainConfig } from '../train/run.js';
+import { configDifferences, EXIT_PREEMPTED, loadCheckpoint, resolveResume, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { checkpointContents, checkTrainEval, isEvalStep, METHODS, restoreWeights, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
 import { Trainer, type StepStats } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { ringAllGather, ringBarrier } from './allreduce.js';
 import { ChecksumGuard } from './checksum.js';
-import { workerIdentity, type WorkerIdentity } from './launch.js';
+import { WORKER_ENV, workerIdentity, type WorkerIdentity } from './launch.js';
 import { planEpoch, stepsPerEpoch } from './plan.js';
 import { createGradientReducer } from './reducer.js';
-import { RingTransport, ringEndpoints } from './transport.js';
+import { DistError, RingTransport, ringEndpoints } from './transport.js';
 
 const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
 const STATS_STREAM = 0x7ffffff0;
 const METRICS_STREAM = 0x7ffffff1;
+const EVAL_STREAM = 0x7ffffff2;
+/** Exit status of a worker stopped by bad input (config, data, checkpoint): not worth a restart. */
+export const EXIT_BAD_INPUT = 2;
+const STOP_STREAM = 0x7ffffff3;
+/** Signal numbers as stop flags (0: none); every rank stops with the largest it hears of. */
+const STOP_SIGNALS: Record<number, NodeJS.Signals> = { 10: 'SIGUSR1', 15: 'SIGTERM' };
+/** How long the other ranks wait for rank 0's evaluation. */
+const EVAL_TIMEOUT_MS = 6 * 3600_000;
 
 export interface WorkerOptions {
   backend: BackendChoice;
@@ -52,6 +60,19 @@ export interface WorkerOptions {
   checksumEvery: number;
   /** Rank 0 serves Prometheus metrics for the whole job on this port (0 = off). */
   metricsPort: number;
+  /** Checkpoints (rank 0 writes them; every rank reads them on resume): undefined = none. */
+  checkpoints?: { saveEvery: number; keep: number; resume?: string };
+  /** Evaluation during training, run by rank 0 while the others wait. */
+  eval?: TrainEvalOptions;
+}
+
+/** How a worker's run ended. */
+export interface WorkerResult {
+  logs: WorkerStepLog[];
+  /** Set when a SIGTERM/SIGUSR1 on some rank stopped the job after a checkpoint. */
+  interrupted?: NodeJS.Signals;
+  checkpoint?: string;
+  resumedFrom?: string;
 }
 
 /** What one worker reports per step (rank 0 also has the global mean loss). */
@@ -99,6 +120,8 @@ const NESTED: Record<string, ['encode' | 'gumbel', string]> = {
 export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; opts: WorkerOptions } {
   const d = TRAIN_DEFAULTS;
   const opts: WorkerOptions = { backend: 'auto', logFormat: 'text', checksumEvery: 50, metricsPort: 0 };
+  const ck = { saveEvery: 0, keep: 3, resume: undefined as string | undefined, on: true };
+  const ev: Partial<TrainEvalOptions> = {};
   let fromFile: Partial<TrainConfig> = {};
   const ci = argv.indexOf('--config');
   if (ci >= 0) fromFile = readJsonFile(argv[ci + 1]!) as Partial<TrainConfig>;
@@ -113,6 +136,16 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
     else if (a === '--log-format') (opts.logFormat = v === 'json' ? 'json' : 'text'), i++;
     else if (a === '--checksum-every') (opts.checksumEvery = Number(v)), i++;
     else if (a === '--metrics-port') (opts.metricsPort = Number(v)), i++;
+    else if (a === '--save-every') (ck.saveEvery = Number(v)), i++;
+    else if (a === '--keep') (ck.keep = Number(v)), i++;
+    else if (a === '--resume') (ck.resume = v), i++;
+    else if (a === '--no-checkpoints') ck.on = false;
+    else if (a === '--eval-every') (ev.every = Number(v)), i++;
+    else if (a === '--eval-data') (ev.data = v), i++;
+    else if (a === '--eval-k') (ev.k = Number(v)), i++;
+    else if (a === '--eval-limit') (ev.limit = Number(v)), i++;
+    else if (a === '--eval-batch-size') (ev.batchSize = Number(v)), i++;
+    else if (a === '--eval-generate') ev.generate = true;
     else if (FLAGS[a]) ((cfg as unknown as Record<string, unknown>)[FLAGS[a]] = value(v ?? '')), i++;
     else if (NESTED[a]) {
       const [group, key] = NESTED[a];
@@ -125,6 +158,14 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
   if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new GrerankError(`--batch-size must be a positive integer`);
+  for (const [flag, n, min] of [['--save-every', ck.saveEvery, 0], ['--keep', ck.keep, 1]] as const) {
+    if (!Number.isInteger(n) || n < min) throw new GrerankError(`${flag} must be an integer >= ${min}, got ${n}`);
+  }
+  if (ck.on || ck.resume) opts.checkpoints = { saveEvery: ck.saveEvery, keep: ck.keep, resume: ck.resume };
+  if (ev.every !== undefined || ev.data !== undefined) {
+    if (ev.data === undefined) throw new GrerankError('--eval-every needs --eval-data FILE (labelled eval data)');
+    opts.eval = { every: ev.every ?? 0, data: ev.data, k: ev.k ?? 5, limit: ev.limit, generate: ev.generate ?? false, batchSize: ev.batchSize };
+  }
   return { cfg, opts };
 }
 
@@ -140,14 +181,41 @@ async function pinOneThread(backend: BackendChoice): Promise<void> {
   }
 }
 
-/** Runs one worker to the end; returns its per-step log. Rank 0 writes `cfg.out`. */
+/**
+ * Where a (re)started worker resumes: `--resume` as given; after a restart by the launcher
+ * (GRERANK_RESTARTS > 0), the latest checkpoint of OUT when there is one, else what `--resume`
+ * said (a restart before the first checkpoint starts where the first start did).
+ */
+export function resumeDirOf(spec: string | undefined, out: string, restarts: number): string | undefined {
+  if (restarts > 0) {
+    const latest = resolveResume('auto', out);
+    if (latest) return latest;
+  }
+  return spec === undefined ? undefined : resolveResume(spec, out);
+}
+
+/** Runs one worker to the end (or to a stop signal); rank 0 writes `cfg.out` and the checkpoints. */
 export async function runWorker(
   cfg: TrainConfig,
   opts: WorkerOptions,
   id: WorkerIdentity,
   onLog?: (l: WorkerStepLog) => void,
   metrics?: TrainingMetrics,
-): Promise<WorkerStepLog[]> {
+  restarts = 0,
+): Promise<WorkerResult> {
+  // What the checkpoints record as the config: a different world size changes the data plan.
+  const savedConfig = { ...cfg, distributed: { worldSize: id.worldSize } };
+  const ckpt = opts.checkpoints;
+  let resumed: LoadedCheckpoint | undefined;
+  const resumeDir = ckpt ? resumeDirOf(ckpt.resume, cfg.out, restarts) : undefined;
+  if (resumeDir) {
+    resumed = loadCheckpoint(resumeDir);
+    const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(savedConfig)) as object);
+    if (diff.length > 0) throw new GrerankError(`${resumeDir}: cannot resume: the training config differs in ${diff.join(', ')}`);
+    if (id.rank === 0) process.stderr.write(`resumed from ${resumeDir} (step ${resumed.state.step})\n`);
+  }
+  if (opts.eval && cfg.method === 'weights') throw new GrerankError('--eval-every needs a reranker: method weights learns per-question weights of the training questions only');
+  if (opts.eval && id.rank === 0) await checkTrainEval(opts.eval);
   const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
   if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
   const readerTok = loadTokenizer(cfg.reader);
@@ -161,10 +229,14 @@ export async function runWorker(
     if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
     scorer = new RerankerScorer(loaded.reranker);
   }
+  if (resumed) restoreWeights(resumed, scorer, loaded);
   const perEpoch = stepsPerEpoch(examples.length, cfg.batchSize, id.worldSize);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
-  const gumbel = cfg.method === 'gumbel' || cfg.method === 'weights' ? new GumbelObjective(cfg.gumbel, new Rng(cfg.seed + 17), cfg.seed + 17) : undefined;
-  const objective = gumbel ?? makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, new Rng(cfg.seed + 17));
+  // Gumbel noise is keyed by (step, example), so it needs no state; the baselines' generator does.
+  const noiseRng = new Rng(resumed ? resumed.state.rng.gumbel : cfg.seed + 17);
+  const gumbel = cfg.method === 'gumbel' || cfg.method === 'weights' ? new GumbelObjective(cfg.gumbel, noiseRng, cfg.seed + 17) : undefined;
+  const objective = gumbel ?? makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, noiseRng);
+  const schedule = { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: total, kind: cfg.schedule };
 
   let transport: RingTransport | undefined;
   if (id.worldSize > 1) {
@@ -173,22 +245,52 @@ export async function runWorker(
   }
   const reduce = transport ? createGradientReducer(transport, { names: scorer.variables().map((v) => v.name), timeoutMs: id.timeoutMs }) : undefined;
   const guard = transport && opts.checksumEvery > 0 ? new ChecksumGuard(transport, opts.checksumEvery) : undefined;
-  const trainer = new Trainer(
-    scorer,
-    reader,
-    objective,
-    { schedule: { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: total, kind: cfg.schedule }, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay } },
-    reduce,
-  );
+  const trainer = new Trainer(scorer, reader, objective, { schedule, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay } }, reduce);
   const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
+
+  let stopSignal = 0;
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
+  if (ckpt) {
+    for (const [num, sig] of Object.entries(STOP_SIGNALS) as Array<[string, NodeJS.Signals]>) {
+      const h = (): void => {
+        // A second signal while the step finishes stops at once (the last checkpoint stays usable).
+        if (stopSignal) process.exit(128 + Number(num));
+        stopSignal = Number(num);
+        if (id.rank === 0) process.stderr.write(`[grerank] ${sig}: finishing the current step, then saving a checkpoint and stopping\n`);
+      };
+      process.on(sig, h);
+      handlers.push([sig, h]);
+    }
+  }
+
   const logs: WorkerStepLog[] = [];
   let ok = false;
+  let lastCheckpoint: string | undefined;
   try {
     let step = 0;
-    for (let epoch = 0; step < total; epoch++) {
+    let epoch = 0;
+    let cursor = 0;
+    if (resumed) {
+      trainer.optimizer.load(resumed.optimizer);
+      trainer.skippedSteps = resumed.state.skippedSteps;
+      step = resumed.state.step;
+      epoch = resumed.state.rng.data.epoch;
+      cursor = resumed.state.rng.data.cursor;
+    }
+    const save = (reason: string): void => {
+      if (!ckpt || id.rank !== 0) return;
+      lastCheckpoint = saveCheckpoint(
+        cfg.out,
+        checkpointContents({ cfg: savedConfig, reason, done: step, data: { epoch, cursor }, rng: { gumbel: noiseRng.state(), target: [] }, schedule, trainer, scorer, loaded }),
+        ckpt.keep,
+      );
+      metrics?.recordCheckpoint();
+    };
+    let stopped: NodeJS.Signals | undefined;
+    for (; step < total && !stopped; epoch++, cursor = 0) {
       const plan = planEpoch(examples.length, cfg.seed, epoch, cfg.batchSize, id.worldSize);
-      for (let s = 0; s < plan.length && step < total; s++, step++) {
-        const idx = plan[s]![id.rank]!;
+      while (cursor < plan.length && step < total) {
+        const idx = plan[cursor]![id.rank]!;
         // The answer target of each example from (seed, epoch, index), not from one stream.
         const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, epoch, i, 0x2545f491])) }));
         const tData = performance.now();
@@ -196,26 +298,58 @@ export async function runWorker(
         const dataSeconds = (performance.now() - tData) / 1000;
         if (gumbel) gumbel.step = step;
         const stats: StepStats = await trainer.trainStep(batch);
+        step++;
+        cursor++;
         if (metrics) {
           let tokens = 0;
           for (const m of batch.passageMask) tokens += m;
           metrics.recordStep({ ...stats, tokens, seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
           // Every rank's registry reaches rank 0, which serves them all (a collective call).
-          if (transport && (step + 1) % cfg.logEvery === 0) {
+          if (transport && step % cfg.logEvery === 0) {
             const snaps = await ringAllGather(transport, await metrics.snapshotBytes(), { step, stream: METRICS_STREAM, timeoutMs: id.timeoutMs });
             if (id.rank === 0) snaps.forEach((snap, r) => r !== 0 && metrics.mergeFromJSON(snap, { rank: r, node: id.rankHosts[r] ?? String(r) }));
           }
         }
+        // Test hook: GRERANK_TEST_SIGNAL_AT="3:SIGUSR1" has rank 0 signal itself after step 3.
+        const at = process.env.GRERANK_TEST_SIGNAL_AT?.split(':');
+        if (ckpt && id.rank === 0 && at && Number(at[0]) === step) {
+          process.kill(process.pid, (at[1] ?? 'SIGUSR1') as NodeJS.Signals);
+          for (const t0 = Date.now(); !stopSignal && Date.now() - t0 < 5000; ) await new Promise<void>((r) => setTimeout(r, 5));
+        }
+        // Let pending signals be delivered (the step itself never yields to the event loop).
+        await new Promise<void>((r) => setImmediate(r));
+        // The mean loss and any rank's stop request travel together, so every rank stops at the same step.
         let globalLoss = stats.loss;
+        let stop = stopSignal;
         if (transport) {
-          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
-          globalLoss = all.reduce((a, b) => a + new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 8))[0]!, 0) / all.length;
+          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stopSignal).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
+          const vals = all.map((b) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 16)));
+          globalLoss = vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
+          stop = Math.max(...vals.map((v) => v[1]!));
         }
         const log: WorkerStepLog = { rank: id.rank, step: stats.step, loss: stats.loss, globalLoss, examples: stats.examples * id.worldSize, skipped: stats.skipped, total };
         logs.push(log);
         onLog?.(log);
         await guard?.maybeVerify(trainer.step, () => scorer.variables().map((v) => ({ name: v.name, data: v.dataSync() as Float32Array })));
+        if (opts.eval && loaded && isEvalStep(opts.eval, step, total)) {
+          if (id.rank === 0) {
+            await runTrainEval(opts.eval, { reranker: loaded, reader: { reader, tokenizer: readerTok } }, cfg, step, total, (e) => metrics?.recordEval(e.metrics, 'reranker'));
+          }
+          if (transport) await ringBarrier(transport, step, EVAL_TIMEOUT_MS, EVAL_STREAM);
+        }
+        if (stop) {
+          stopped = STOP_SIGNALS[stop] ?? 'SIGTERM';
+          save(stopped);
+        } else if (step === total) save('final');
+        else if (ckpt && ckpt.saveEvery > 0 && step % ckpt.saveEvery === 0) save('interval');
       }
+      if (stopped) break;
+    }
+    if (stopped) {
+      // Nobody exits before rank 0 has written the checkpoint.
+      if (transport) await ringBarrier(transport, step, id.timeoutMs, STOP_STREAM);
+      ok = true;
+      return { logs, interrupted: stopped, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
     }
     if (id.rank === 0) {
       mkdirSync(cfg.out, { recursive: true });
@@ -229,8 +363,9 @@ export async function runWorker(
     // Nobody leaves before rank 0 has written the result.
     if (transport) await ringBarrier(transport, total + 1, id.timeoutMs);
     ok = true;
-    return logs;
+    return { logs, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();
@@ -241,7 +376,7 @@ export async function runWorker(
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const { cfg, opts } = parseWorkerArgs(argv);
   const id = workerIdentity(process.env, argv);
@@ -251,31 +386,47 @@ async function main(): Promise<void> {
   metrics.buildInfo(packageVersion(), backend.name);
   const server = id.rank === 0 && opts.metricsPort > 0 ? await startMetricsServer(opts.metricsPort, metrics) : undefined;
   if (server) process.stderr.write(`[grerank] metrics: http://${hostname()}:${server.port}/metrics\n`);
+  const restarts = Number(process.env[WORKER_ENV.restarts] ?? '0') || 0;
+  for (let i = 0; i < restarts; i++) metrics.recordRestart();
   const t0 = performance.now();
   let examples = 0;
   let progress: Progress | undefined;
-  const logs = await runWorker(cfg, opts, id, (l) => {
-    examples += l.examples;
-    const rate = examples / ((performance.now() - t0) / 1000);
-    if (opts.logFormat === 'json') process.stderr.write(JSON.stringify({ ...l, 'ex/s': rate }) + '\n');
-    if (id.rank !== 0) return;
-    progress ??= new Progress('train', l.total, { every: cfg.logEvery, format: 'text' });
-    if (opts.logFormat !== 'json') progress.update(l.step, { step: l.step, loss: l.globalLoss, 'ex/s': rate, ...(l.skipped ? { skipped: 'yes' } : {}) });
-  }, metrics);
+  const result = await runWorker(
+    cfg,
+    opts,
+    id,
+    (l) => {
+      examples += l.examples;
+      const rate = examples / ((performance.now() - t0) / 1000);
+      if (opts.logFormat === 'json') process.stderr.write(JSON.stringify({ ...l, 'ex/s': rate }) + '\n');
+      if (id.rank !== 0) return;
+      progress ??= new Progress('train', l.total, { every: cfg.logEvery, format: 'text' });
+      if (opts.logFormat !== 'json') progress.update(l.step, { step: l.step, loss: l.globalLoss, 'ex/s': rate, ...(l.skipped ? { skipped: 'yes' } : {}) });
+    },
+    metrics,
+    restarts,
+  );
   await server?.close();
-  if (id.rank === 0) {
-    const secs = (performance.now() - t0) / 1000;
-    process.stderr.write(`trained ${logs.length} steps on ${id.worldSize} worker(s) (${logs.filter((l) => l.skipped).length} skipped; ${(examples / secs).toFixed(2)} examples/s); wrote ${cfg.out}\n`);
+  const { logs } = result;
+  if (id.rank !== 0) return result.interrupted ? EXIT_PREEMPTED : 0;
+  const secs = (performance.now() - t0) / 1000;
+  const summary = `${logs.length} steps on ${id.worldSize} worker(s) (${logs.filter((l) => l.skipped).length} skipped; ${(examples / secs).toFixed(2)} examples/s)`;
+  if (result.interrupted) {
+    process.stderr.write(`stopped on ${result.interrupted} after ${summary}; checkpoint ${result.checkpoint}; continue with --resume latest\n`);
+    return EXIT_PREEMPTED;
   }
+  process.stderr.write(`trained ${summary}; wrote ${cfg.out}\n`);
+  return 0;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().then(
-    () => process.exit(0),
+    (code) => process.exit(code),
     (e: unknown) => {
       const rank = process.env.GRERANK_RANK ?? '0';
       process.stderr.write(`error: rank ${rank}: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
+      // Bad input (exit 2) fails the same way on every restart; the launcher does not retry it.
+      process.exit(e instanceof GrerankError && !(e instanceof DistError) ? EXIT_BAD_INPUT : 1);
     },
   );
 }

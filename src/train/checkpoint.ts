@@ -233,6 +233,16 @@ export function resolveCheckpoint(spec: string, out: string): string {
   return resolve(dir);
 }
 
+/**
+ * `--resume` as given: "auto" is the latest checkpoint of `out` when one exists, else a fresh
+ * start (undefined), which suits a job that may or may not have been requeued; anything else
+ * is {@link resolveCheckpoint}.
+ */
+export function resolveResume(spec: string, out: string): string | undefined {
+  if (spec === 'auto') return existsSync(join(out, CHECKPOINT_DIR, LATEST_FILE)) ? resolveCheckpoint('latest', out) : undefined;
+  return resolveCheckpoint(spec, out);
+}
+
 export interface LoadedCheckpoint {
   dir: string;
   state: CheckpointState;

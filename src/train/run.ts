@@ -15,8 +15,8 @@ import { FidReader } from '../models/fid.js';
 import { loadReranker, type LoadedReranker } from '../models/load.js';
 import { rawToTensor } from '../models/params.js';
 import { Rng } from '../util/rng.js';
-import { configDifferences, FORMAT_VERSION, loadCheckpoint, resolveCheckpoint, saveCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
-import { learningRate } from './optimizer.js';
+import { configDifferences, FORMAT_VERSION, loadCheckpoint, resolveResume, saveCheckpoint, type CheckpointContents, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
+import { learningRate, type ScheduleOptions } from './optimizer.js';
 import { Trainer, type StepStats } from './step.js';
 
 export const METHODS = OBJECTIVES;
@@ -211,8 +211,9 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   if (hooks.eval) await checkTrainEval(hooks.eval);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   let resumed: LoadedCheckpoint | undefined;
-  if (ckpt?.resume) {
-    const dir = resolveCheckpoint(ckpt.resume, cfg.out);
+  const resumeDir = ckpt?.resume ? resolveResume(ckpt.resume, cfg.out) : undefined;
+  if (resumeDir) {
+    const dir = resumeDir;
     resumed = loadCheckpoint(dir);
     const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(cfg)) as object);
     if (diff.length > 0) throw new GrerankError(`${dir}: cannot resume: the training config differs in ${diff.join(', ')}`);
@@ -271,33 +272,9 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     }
     const save = (reason: string): void => {
       if (!ckpt) return;
-      const names = loaded ? loaded.reranker.params.variableNames() : ['weights'];
-      const vars = scorer.variables();
-      const state: CheckpointState = {
-        format: FORMAT_VERSION,
-        step: done,
-        optimizerStep: trainer.optimizer.step,
-        skippedSteps: trainer.skippedSteps,
-        schedule,
-        lr: done > 0 ? learningRate(schedule, Math.max(1, trainer.optimizer.step)) : undefined,
-        rng: { data: { epoch, cursor }, gumbel: noiseRng.state(), target: targetRng.state() },
-        variables: names,
-        kind: loaded ? 'reranker' : 'weights',
-        reason,
-        savedAt: new Date().toISOString(),
-      };
-      const table = scorer instanceof WeightTable ? scorer.table : undefined;
       lastCheckpoint = saveCheckpoint(
         cfg.out,
-        {
-          state,
-          config: cfg,
-          reranker: loaded?.reranker.params.toRaw(),
-          rerankerSource: cfg.reranker,
-          weights: table ? { dtype: 'float32', shape: table.shape, data: table.dataSync() as Float32Array } : undefined,
-          optimizer: trainer.optimizer.state(),
-          variableShapes: vars.map((v) => v.shape),
-        },
+        checkpointContents({ cfg, reason, done, data: { epoch, cursor }, rng: { gumbel: noiseRng.state(), target: targetRng.state() }, schedule, trainer, scorer, loaded }),
         ckpt.keep,
       );
       hooks.onCheckpoint?.(lastCheckpoint, reason);
@@ -357,8 +334,46 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   }
 }
 
+/** What a checkpoint of a training loop holds (single-process or one rank of a data-parallel job). */
+export function checkpointContents(p: {
+  cfg: object;
+  reason: string;
+  done: number;
+  data: { epoch: number; cursor: number };
+  rng: { gumbel: number[]; target: number[] };
+  schedule: ScheduleOptions;
+  trainer: Trainer;
+  scorer: Scorer;
+  loaded: LoadedReranker | undefined;
+}): CheckpointContents {
+  const { trainer, scorer, loaded, schedule, done } = p;
+  const state: CheckpointState = {
+    format: FORMAT_VERSION,
+    step: done,
+    optimizerStep: trainer.optimizer.step,
+    skippedSteps: trainer.skippedSteps,
+    schedule,
+    lr: done > 0 ? learningRate(schedule, Math.max(1, trainer.optimizer.step)) : undefined,
+    rng: { data: p.data, gumbel: p.rng.gumbel, target: p.rng.target },
+    variables: loaded ? loaded.reranker.params.variableNames() : ['weights'],
+    kind: loaded ? 'reranker' : 'weights',
+    reason: p.reason,
+    savedAt: new Date().toISOString(),
+  };
+  const table = scorer instanceof WeightTable ? scorer.table : undefined;
+  return {
+    state,
+    config: p.cfg,
+    reranker: loaded?.reranker.params.toRaw(),
+    rerankerSource: (p.cfg as { reranker?: string }).reranker,
+    weights: table ? { dtype: 'float32', shape: table.shape, data: table.dataSync() as Float32Array } : undefined,
+    optimizer: trainer.optimizer.state(),
+    variableShapes: scorer.variables().map((v) => v.shape),
+  };
+}
+
 /** Puts a checkpoint's weights into the freshly loaded reranker (or weight table), checking names and shapes. */
-function restoreWeights(ck: LoadedCheckpoint, scorer: Scorer, loaded: LoadedReranker | undefined): void {
+export function restoreWeights(ck: LoadedCheckpoint, scorer: Scorer, loaded: LoadedReranker | undefined): void {
   if (loaded) {
     if (!ck.reranker) throw new GrerankError(`${ck.dir}: checkpoint holds no reranker weights`);
     const params = loaded.reranker.params;
