@@ -1,8 +1,17 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evalMetricLabel, METRIC_PREFIX, STEP_SECONDS_BUCKETS, TrainingMetrics, type StepStatsLike } from '../src/obs/metrics.js';
+import { batchTokens, evalMetricLabel, METRIC_PREFIX, STEP_SECONDS_BUCKETS, TrainingMetrics, type StepStatsLike } from '../src/obs/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../src/obs/metrics-server.js';
+import { EXIT_PREEMPTED } from '../src/train/checkpoint.js';
+import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
+import { CHECKPOINTS, REPO } from './helpers/shared.js';
+import { t5TestTokenizerJson } from './helpers/tokenizers.js';
 
 interface Sample {
   name: string;
@@ -260,6 +269,11 @@ describe('metrics helpers', () => {
     expect(evalMetricLabel('SubEM')).toBe('subem');
   });
 
+  it('counts the non-padding passage and target tokens of a batch', () => {
+    expect(batchTokens({ passageMask: Int32Array.of(1, 1, 0, 1, 0, 0), labels: Int32Array.of(7, 1, -100, 9, -100, -100) })).toBe(6);
+    expect(batchTokens({ passageMask: [1, 1] })).toBe(2);
+  });
+
   it('serves a plain prom-client registry too, and closes', async () => {
     const m = new TrainingMetrics({ rank: 3, node: 'n' });
     const s = await startMetricsServer(0, () => m.registry, { host: '127.0.0.1' });
@@ -270,4 +284,123 @@ describe('metrics helpers', () => {
     await s.close();
     await expect(fetch(`http://127.0.0.1:${s.port}/metrics`)).rejects.toThrow();
   });
+});
+
+/** A port that was free a moment ago (the OS's choice). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+    srv.on('error', reject);
+  });
+}
+
+describe('grerank train --metrics-port (single process)', () => {
+  const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
+  const work = tempDir();
+  const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
+  writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+  const data = join(work, 'train.jsonl');
+  const evalData = join(work, 'eval.jsonl');
+  // Eval data needs gold flags (train-eval.test.ts builds the same shape).
+  const lines = (count: number, labels: boolean) =>
+    Array.from({ length: count }, (_, i) =>
+      JSON.stringify({
+        id: `q${i}`,
+        question: `who directed film ${i}?`,
+        answers: [`person ${i}`],
+        ctxs: Array.from({ length: 5 }, (_, j) => ({
+          title: `film ${i * 5 + j}`,
+          text: `film ${i * 5 + j} was directed by person ${(i + j) % count}`,
+          ...(labels ? { gold: j === i % 5, has_answer: j === i % 5 } : {}),
+        })),
+      }),
+    ).join('\n') + '\n';
+  writeFileSync(data, lines(6, false));
+  writeFileSync(evalData, lines(3, true));
+  afterAll(() => {
+    removeDir(work);
+    removeDir(model);
+  });
+
+  it('serves step, eval, checkpoint and build metrics while it trains, and stops serving when it ends', async () => {
+    const port = await freePort();
+    const out = join(work, 'out');
+    const args = ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', '1000', '--batch-size', '2', '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '6', '--lr', '1e-3', '--backend', 'wasm'];
+    const extra = ['--eval-every', '2', '--eval-data', evalData, '--eval-k', '2', '--save-every', '3', '--keep', '1', '--log-every', '1', '--log-format', 'json', '--metrics-port', String(port)];
+    const started = Date.now() / 1000;
+    // Far more steps than the test waits for: it is stopped with SIGTERM (checkpoint, then exit).
+    const child = spawn(process.execPath, [join(REPO, 'dist/cli/main.js'), 'train', ...args, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) => find(samples, name, labels)[0]?.value ?? NaN;
+    let samples: Sample[] = [];
+    let first: Sample[] | undefined;
+    try {
+      // Until at least 4 steps, one evaluation (step 2) and one checkpoint (step 3) show.
+      for (let i = 0; i < 600; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+        if (!text) continue;
+        samples = parseExposition(text).samples;
+        first ??= samples;
+        if (value(samples, 'grerank_train_steps_total') >= 4 && value(samples, 'grerank_checkpoints_total') >= 1 && value(samples, 'grerank_eval_runs_total') >= 1) break;
+      }
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const code = await done;
+    expect(stderr).toContain(`[grerank] metrics: http://${hostname()}:${port}/metrics`);
+    // SIGTERM: the step finishes, a checkpoint is written, the run stops as preempted.
+    expect(code, stderr).toBe(EXIT_PREEMPTED);
+    const labels = { rank: '0', node: hostname() };
+    for (const s of samples) expect(s.labels, s.name).toMatchObject(labels);
+    const steps = value(samples, 'grerank_train_steps_total');
+    expect(steps, stderr).toBeGreaterThanOrEqual(4);
+    // The first scrape came earlier: a counter only grows.
+    expect(value(first!, 'grerank_train_steps_total')).toBeLessThanOrEqual(steps);
+    expect(value(samples, 'grerank_train_examples_total')).toBe(2 * steps);
+    expect(value(samples, 'grerank_train_optimizer_step')).toBe(steps);
+    expect(value(samples, 'grerank_train_skipped_steps_total')).toBe(0);
+    // 2 questions x 5 passages x up to 24 reader tokens, plus the answers' tokens, per step.
+    const tokens = value(samples, 'grerank_train_tokens_total');
+    expect(tokens).toBeGreaterThan(10 * steps);
+    expect(tokens).toBeLessThanOrEqual((2 * 5 * 24 + 2 * 6) * steps);
+    expect(Number.isFinite(value(samples, 'grerank_train_loss'))).toBe(true);
+    expect(value(samples, 'grerank_train_loss')).toBeGreaterThan(0);
+    expect(value(samples, 'grerank_train_learning_rate')).toBeGreaterThan(0);
+    expect(value(samples, 'grerank_gumbel_max_weight')).toBeGreaterThan(0);
+    expect(value(samples, 'grerank_gumbel_max_weight')).toBeLessThanOrEqual(1);
+    // Every phase a single process has, data included (timed around the batch encoding).
+    expect(value(samples, 'grerank_train_step_seconds_count')).toBe(steps);
+    for (const phase of ['data', 'forward_backward', 'allreduce', 'optimizer']) {
+      expect(value(samples, 'grerank_train_step_phase_seconds_count', { phase }), phase).toBe(steps);
+    }
+    expect(value(samples, 'grerank_train_step_phase_seconds_sum', { phase: 'data' })).toBeGreaterThan(0);
+    // Evaluation through the onEval hook: ratios of the reranker at k = 2.
+    expect(value(samples, 'grerank_eval_runs_total', { setting: 'reranker' })).toBeGreaterThanOrEqual(1);
+    for (const metric of ['recall_at_2', 'ndcg_at_2', 'mrr']) {
+      const v = value(samples, 'grerank_eval_score', { setting: 'reranker', metric });
+      expect(v, metric).toBeGreaterThanOrEqual(0);
+      expect(v, metric).toBeLessThanOrEqual(1);
+    }
+    // Checkpoints through the onCheckpoint hook.
+    expect(value(samples, 'grerank_checkpoints_total')).toBeGreaterThanOrEqual(1);
+    const at = value(samples, 'grerank_checkpoint_last_timestamp_seconds');
+    expect(at).toBeGreaterThanOrEqual(Math.floor(started));
+    expect(at).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(value(samples, 'grerank_worker_restarts_total')).toBe(0);
+    const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(value(samples, 'grerank_build_info', { version, backend: 'wasm' })).toBe(1);
+    expect(value(samples, 'grerank_process_memory_bytes', { kind: 'rss' })).toBeGreaterThan(1e6);
+    expect(value(samples, 'grerank_tfjs_memory_bytes')).toBeGreaterThan(0);
+    // Single process: no snapshots from other ranks, no all-reduce payload.
+    expect(find(samples, 'grerank_metrics_snapshot_age_seconds', {})).toHaveLength(0);
+    expect(value(samples, 'grerank_allreduce_bytes_total')).toBe(0);
+    // The run is over: the endpoint is closed.
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  }, 120_000);
 });

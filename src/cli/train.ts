@@ -1,13 +1,19 @@
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { GrerankError } from '../errors.js';
 import { readJsonFile } from '../io/checkpoint.js';
+import { batchTokens, TrainingMetrics } from '../obs/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../obs/metrics-server.js';
 import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED } from '../train/checkpoint.js';
 import { readerConfigOf, trainJoint, READER_LR_DEFAULT } from '../train/joint.js';
 import { trainReader } from '../train/reader.js';
 import { METHODS, TRAIN_DEFAULTS, TRAIN_TARGETS, trainReranker, type TrainConfig, type TrainEvalEvent, type TrainHooks, type TrainTarget } from '../train/run.js';
 import { action } from './run.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function num(name: string, integer = false, min = -Infinity): (v: string) => number {
   return (v: string) => {
@@ -53,7 +59,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
     .option('--save-every <n>', 'write a checkpoint to OUT/checkpoints every n steps (0: only at the end and on SIGTERM/SIGUSR1) [0]', num('--save-every', true, 0))
     .option('--keep <n>', 'complete checkpoints kept, newest first [3]', num('--keep', true, 1))
-    .option('--resume <latest|dir>', 'continue from OUT/checkpoints/latest or a checkpoint directory (bit-identical to an uninterrupted run)')
+    .option('--resume <latest|auto|dir>', 'continue from OUT/checkpoints/latest or a checkpoint directory (bit-identical to an uninterrupted run); auto: the latest if there is one, else start fresh (for requeued jobs)')
     .option('--no-checkpoints', 'write no checkpoints and ignore SIGTERM/SIGUSR1 handling')
     .addOption(new Option('--train <what>', 'reranker (against the frozen reader), reader (as train-reader, to OUT/reader) or both jointly (OUT/reranker and OUT/reader) [reranker]').choices([...TRAIN_TARGETS]))
     .option('--reader-lr <x>', `the reader's peak learning rate with --train reader|both [${READER_LR_DEFAULT}]`, num('--reader-lr', false, 0))
@@ -63,6 +69,7 @@ export function registerTrain(program: Command): void {
     .option('--eval-limit <n>', 'evaluate on the first n eval questions only', num('--eval-limit', true, 1))
     .option('--eval-generate', 'also let the reader answer from the top-k during evaluation (EM, SubEM, F1)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
+    .option('--metrics-port <port>', 'serve Prometheus metrics of this run on http://HOST:PORT/metrics while it trains (docs/metrics.md); 0 = off [0]', num('--metrics-port', true, 0))
     .action(
       action(async (o: Record<string, unknown>) => {
         const fromFile = o.config ? (readJsonFile(o.config as string) as Partial<TrainConfig>) : {};
@@ -99,64 +106,92 @@ export function registerTrain(program: Command): void {
         if (target === 'both' && o.resume) throw new GrerankError('--resume is not supported with --train both (joint training writes no checkpoints)');
         if (target !== 'reranker' && (o.saveEvery as number | undefined)) throw new GrerankError(`--save-every is not supported with --train ${target} (it writes no checkpoints)`);
         if (target === 'reader' && o.resume) throw new GrerankError('--resume is not supported with --train reader (the reader trainer writes no checkpoints)');
-        await initBackend(o.backend as BackendChoice);
-        const t0 = performance.now();
-        let examples = 0;
-        let calls = 0;
-        let progress: Progress | undefined;
-        const format = o.logFormat as 'text' | 'json';
-        hooks.onEval = (e: TrainEvalEvent) => {
-          if (format === 'json') {
-            process.stderr.write(JSON.stringify({ event: 'eval', step: e.step, total: e.total, final: e.final, ...e.metrics, ...e.counts, seconds: e.seconds }) + '\n');
-          } else {
-            const shown = Object.entries(e.metrics).map(([key, v]) => `${key} ${v === null ? '-' : (100 * v).toFixed(1)}`);
-            process.stderr.write(`eval step ${e.step}/${e.total}: ${shown.join(', ')} (${e.counts.questions} questions, ${e.seconds.toFixed(1)} s)\n`);
-          }
-        };
-        if (target === 'reader') {
-          const rcfg = readerConfigOf(cfg);
-          const r = await trainReader(rcfg, (s, total) => {
-            progress ??= new Progress('train-reader', total, { every: cfg.logEvery, format });
-            examples += s.examples;
-            const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
-            if (s.skipped) fields.skipped = 'yes';
-            progress.update(++calls, fields);
-          });
-          process.stderr.write(`trained the reader ${r.steps} steps (${r.skipped} skipped); wrote ${rcfg.out}\n`);
-          return;
+        const metricsPort = (o.metricsPort as number | undefined) ?? 0;
+        if (metricsPort > 65535) throw new GrerankError(`--metrics-port must be at most 65535, got ${metricsPort}`);
+        const backend = await initBackend(o.backend as BackendChoice);
+        // Single process: it is rank 0 and serves its own metrics (no snapshots from other ranks).
+        let metrics: TrainingMetrics | undefined;
+        let server: MetricsServer | undefined;
+        if (metricsPort > 0) {
+          metrics = new TrainingMetrics({ rank: 0 });
+          metrics.buildInfo(pkg.version, backend.name);
+          // A --resume run is this process restarted (after preemption or a failure).
+          if (o.resume) metrics.recordRestart();
+          server = await startMetricsServer(metricsPort, metrics);
+          process.stderr.write(`[grerank] metrics: http://${hostname()}:${server.port}/metrics\n`);
         }
-        if (target === 'both') {
-          const r = await trainJoint(
-            cfg,
-            (s, total) => {
-              progress ??= new Progress('train', total, { every: cfg.logEvery, format });
+        try {
+          const t0 = performance.now();
+          let examples = 0;
+          let calls = 0;
+          let progress: Progress | undefined;
+          const format = o.logFormat as 'text' | 'json';
+          hooks.onEval = (e: TrainEvalEvent) => {
+            if (format === 'json') {
+              process.stderr.write(JSON.stringify({ event: 'eval', step: e.step, total: e.total, final: e.final, ...e.metrics, ...e.counts, seconds: e.seconds }) + '\n');
+            } else {
+              const shown = Object.entries(e.metrics).map(([key, v]) => `${key} ${v === null ? '-' : (100 * v).toFixed(1)}`);
+              process.stderr.write(`eval step ${e.step}/${e.total}: ${shown.join(', ')} (${e.counts.questions} questions, ${e.seconds.toFixed(1)} s)\n`);
+            }
+            metrics?.recordEval(e.metrics, 'reranker');
+          };
+          if (target === 'reader') {
+            const rcfg = readerConfigOf(cfg);
+            const r = await trainReader(rcfg, (s, total) => {
+              metrics?.recordStep(s);
+              progress ??= new Progress('train-reader', total, { every: cfg.logEvery, format });
               examples += s.examples;
-              const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, reader_lr: s.readerLr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
-              if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
+              const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
               if (s.skipped) fields.skipped = 'yes';
               progress.update(++calls, fields);
-            },
-            hooks,
-          );
-          process.stderr.write(`trained reader and reranker jointly ${r.steps} steps (${r.skipped} skipped); wrote ${cfg.out}/reranker and ${cfg.out}/reader\n`);
-          return;
+            });
+            process.stderr.write(`trained the reader ${r.steps} steps (${r.skipped} skipped); wrote ${rcfg.out}\n`);
+            return;
+          }
+          if (target === 'both') {
+            const r = await trainJoint(
+              cfg,
+              (s, total) => {
+                metrics?.recordStep(s);
+                progress ??= new Progress('train', total, { every: cfg.logEvery, format });
+                examples += s.examples;
+                const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, reader_lr: s.readerLr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
+                if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
+                if (s.skipped) fields.skipped = 'yes';
+                progress.update(++calls, fields);
+              },
+              hooks,
+            );
+            process.stderr.write(`trained reader and reranker jointly ${r.steps} steps (${r.skipped} skipped); wrote ${cfg.out}/reranker and ${cfg.out}/reader\n`);
+            return;
+          }
+          const ckpt = o.checkpoints === false && !o.resume ? undefined : { saveEvery: (o.saveEvery as number | undefined) ?? 0, keep: (o.keep as number | undefined) ?? 3, resume: o.resume as string | undefined };
+          // The data phase and token count of the step about to run, from the batch hook.
+          let batchInfo: { seconds: number; tokens: number } | undefined;
+          if (metrics) {
+            hooks.onBatch = (batch, seconds) => (batchInfo = { seconds, tokens: batchTokens(batch) });
+            hooks.onCheckpoint = () => metrics!.recordCheckpoint();
+          }
+          const result = await trainReranker(cfg, (s, total) => {
+            metrics?.recordStep({ ...s, tokens: batchInfo?.tokens, seconds: { ...s.seconds, data: batchInfo?.seconds } });
+            batchInfo = undefined;
+            progress ??= new Progress('train', total, { every: cfg.logEvery, format });
+            examples += s.examples;
+            const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
+            if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
+            if (s.skipped) fields.skipped = 'yes';
+            progress.update(++calls, fields);
+          }, ckpt, hooks);
+          if (result.resumedFrom) process.stderr.write(`resumed from ${result.resumedFrom}\n`);
+          if (result.interrupted) {
+            process.stderr.write(`stopped on ${result.interrupted} after ${result.steps} updates; checkpoint ${result.checkpoint}; continue with --resume latest\n`);
+            process.exitCode = EXIT_PREEMPTED;
+            return;
+          }
+          process.stderr.write(`trained ${result.steps} steps (${result.skipped} skipped); wrote ${cfg.method === 'weights' ? `${cfg.out}/weights.json` : `${cfg.out}/reranker`}\n`);
+        } finally {
+          await server?.close();
         }
-        const ckpt = o.checkpoints === false && !o.resume ? undefined : { saveEvery: (o.saveEvery as number | undefined) ?? 0, keep: (o.keep as number | undefined) ?? 3, resume: o.resume as string | undefined };
-        const result = await trainReranker(cfg, (s, total) => {
-          progress ??= new Progress('train', total, { every: cfg.logEvery, format });
-          examples += s.examples;
-          const fields: Record<string, number | string> = { step: s.step, loss: s.loss, lr: s.lr, 'ex/s': examples / ((performance.now() - t0) / 1000) };
-          if (s.maxWeight !== undefined) fields.max_weight = s.maxWeight;
-          if (s.skipped) fields.skipped = 'yes';
-          progress.update(++calls, fields);
-        }, ckpt, hooks);
-        if (result.resumedFrom) process.stderr.write(`resumed from ${result.resumedFrom}\n`);
-        if (result.interrupted) {
-          process.stderr.write(`stopped on ${result.interrupted} after ${result.steps} updates; checkpoint ${result.checkpoint}; continue with --resume latest\n`);
-          process.exitCode = EXIT_PREEMPTED;
-          return;
-        }
-        process.stderr.write(`trained ${result.steps} steps (${result.skipped} skipped); wrote ${cfg.method === 'weights' ? `${cfg.out}/weights.json` : `${cfg.out}/reranker`}\n`);
       }),
     );
 }

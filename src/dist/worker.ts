@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TrainingMetrics } from '../obs/metrics.js';
+import { batchTokens, TrainingMetrics } from '../obs/metrics.js';
 import { startMetricsServer } from '../obs/metrics-server.js';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { chooseTarget, encodeBatch } from '../data/encode.js';
@@ -301,9 +301,7 @@ export async function runWorker(
         step++;
         cursor++;
         if (metrics) {
-          let tokens = 0;
-          for (const m of batch.passageMask) tokens += m;
-          metrics.recordStep({ ...stats, tokens, seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
+          metrics.recordStep({ ...stats, tokens: batchTokens(batch), seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
           // Every rank's registry reaches rank 0, which serves them all (a collective call).
           if (transport && step % cfg.logEvery === 0) {
             const snaps = await ringAllGather(transport, await metrics.snapshotBytes(), { step, stream: METRICS_STREAM, timeoutMs: id.timeoutMs });

@@ -35,7 +35,8 @@ export interface StepStatsLike {
   maxWeight?: number;
   entropy?: number;
   maskMax?: number;
-  seconds: { data?: number; forwardBackward: number; allReduce: number; optimizer: number };
+  /** `allReduce` is left out by loops that have none (the reader trainer): no series for that phase. */
+  seconds: { data?: number; forwardBackward: number; allReduce?: number; optimizer: number };
 }
 
 /** One metric of prom-client's `registry.getMetricsAsJSON()`. */
@@ -71,6 +72,17 @@ export function evalMetricLabel(name: string): string {
     .replace(/@/g, '_at_')
     .replace(/[^a-z0-9_]+/g, '_')
     .replace(/^_+|_+$/g, '');
+}
+
+/**
+ * Non-padding input tokens of an encoded batch, as `grerank_train_tokens_total` counts them: the
+ * reader's passage tokens (`passageMask`) plus the target tokens that are not padding (-100).
+ */
+export function batchTokens(batch: { passageMask: ArrayLike<number>; labels?: ArrayLike<number> }): number {
+  let n = 0;
+  for (let i = 0; i < batch.passageMask.length; i++) n += batch.passageMask[i]!;
+  if (batch.labels) for (let i = 0; i < batch.labels.length; i++) if (batch.labels[i] !== -100) n++;
+  return n;
 }
 
 function labelKey(l: MetricLabels): string {
