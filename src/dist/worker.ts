@@ -52,6 +52,8 @@ const STOP_STREAM = 0x7ffffff3;
 const STOP_SIGNALS: Record<number, NodeJS.Signals> = { 10: 'SIGUSR1', 15: 'SIGTERM' };
 /** How long the other ranks wait for rank 0's evaluation. */
 const EVAL_TIMEOUT_MS = 6 * 3600_000;
+/** A stop signal repeated within this time is the same request (SLURM plus the launcher's forwarding). */
+const SIGNAL_REPEAT_MS = 5000;
 
 export interface WorkerOptions {
   backend: BackendChoice;
@@ -85,6 +87,8 @@ export interface WorkerStepLog {
   skipped: boolean;
   /** Steps in the whole run. */
   total: number;
+  /** Mean per-query maximum sampling weight on this rank (G-Rerank's Figure 4 signal). */
+  maxWeight?: number;
 }
 
 const FLAGS: Record<string, keyof TrainConfig> = {
@@ -249,13 +253,20 @@ export async function runWorker(
   const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
 
   let stopSignal = 0;
+  let stopAt = 0;
   const handlers: Array<[NodeJS.Signals, () => void]> = [];
   if (ckpt) {
     for (const [num, sig] of Object.entries(STOP_SIGNALS) as Array<[string, NodeJS.Signals]>) {
       const h = (): void => {
-        // A second signal while the step finishes stops at once (the last checkpoint stays usable).
-        if (stopSignal) process.exit(128 + Number(num));
+        // Under SLURM a step's signal reaches every process of the step, and the launcher
+        // forwards it too: the same request may arrive twice within moments. A later signal
+        // while the step finishes stops at once (the last checkpoint stays usable).
+        if (stopSignal) {
+          if (Date.now() - stopAt < SIGNAL_REPEAT_MS) return;
+          process.exit(128 + Number(num));
+        }
         stopSignal = Number(num);
+        stopAt = Date.now();
         if (id.rank === 0) process.stderr.write(`[grerank] ${sig}: finishing the current step, then saving a checkpoint and stopping\n`);
       };
       process.on(sig, h);
@@ -325,7 +336,7 @@ export async function runWorker(
           globalLoss = vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
           stop = Math.max(...vals.map((v) => v[1]!));
         }
-        const log: WorkerStepLog = { rank: id.rank, step: stats.step, loss: stats.loss, globalLoss, examples: stats.examples * id.worldSize, skipped: stats.skipped, total };
+        const log: WorkerStepLog = { rank: id.rank, step: stats.step, loss: stats.loss, globalLoss, examples: stats.examples * id.worldSize, skipped: stats.skipped, total, ...(stats.maxWeight !== undefined && { maxWeight: stats.maxWeight }) };
         logs.push(log);
         onLog?.(log);
         await guard?.maybeVerify(trainer.step, () => scorer.variables().map((v) => ({ name: v.name, data: v.dataSync() as Float32Array })));
