@@ -33,6 +33,7 @@ import { Progress } from '../obs/progress.js';
 import { configDifferences, EXIT_PREEMPTED, loadCheckpoint, resolveResume, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { checkpointContents, checkTrainEval, isEvalStep, METHODS, restoreWeights, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
 import { Trainer, type StepStats } from '../train/step.js';
+import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
 import { ringAllGather, ringBarrier } from './allreduce.js';
 import { ChecksumGuard } from './checksum.js';
@@ -52,8 +53,6 @@ const STOP_STREAM = 0x7ffffff3;
 const STOP_SIGNALS: Record<number, NodeJS.Signals> = { 10: 'SIGUSR1', 15: 'SIGTERM' };
 /** How long the other ranks wait for rank 0's evaluation. */
 const EVAL_TIMEOUT_MS = 6 * 3600_000;
-/** A stop signal repeated within this time is the same request (SLURM plus the launcher's forwarding). */
-const SIGNAL_REPEAT_MS = 5000;
 
 export interface WorkerOptions {
   backend: BackendChoice;
@@ -252,27 +251,7 @@ export async function runWorker(
   const trainer = new Trainer(scorer, reader, objective, { schedule, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay } }, reduce);
   const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
 
-  let stopSignal = 0;
-  let stopAt = 0;
-  const handlers: Array<[NodeJS.Signals, () => void]> = [];
-  if (ckpt) {
-    for (const [num, sig] of Object.entries(STOP_SIGNALS) as Array<[string, NodeJS.Signals]>) {
-      const h = (): void => {
-        // Under SLURM a step's signal reaches every process of the step, and the launcher
-        // forwards it too: the same request may arrive twice within moments. A later signal
-        // while the step finishes stops at once (the last checkpoint stays usable).
-        if (stopSignal) {
-          if (Date.now() - stopAt < SIGNAL_REPEAT_MS) return;
-          process.exit(128 + Number(num));
-        }
-        stopSignal = Number(num);
-        stopAt = Date.now();
-        if (id.rank === 0) process.stderr.write(`[grerank] ${sig}: finishing the current step, then saving a checkpoint and stopping\n`);
-      };
-      process.on(sig, h);
-      handlers.push([sig, h]);
-    }
-  }
+  const stopReq = ckpt ? new StopRequest(undefined, { announce: id.rank === 0 }) : undefined;
 
   const logs: WorkerStepLog[] = [];
   let ok = false;
@@ -319,19 +298,13 @@ export async function runWorker(
             if (id.rank === 0) snaps.forEach((snap, r) => r !== 0 && metrics.mergeFromJSON(snap, { rank: r, node: id.rankHosts[r] ?? String(r) }));
           }
         }
-        // Test hook: GRERANK_TEST_SIGNAL_AT="3:SIGUSR1" has rank 0 signal itself after step 3.
-        const at = process.env.GRERANK_TEST_SIGNAL_AT?.split(':');
-        if (ckpt && id.rank === 0 && at && Number(at[0]) === step) {
-          process.kill(process.pid, (at[1] ?? 'SIGUSR1') as NodeJS.Signals);
-          for (const t0 = Date.now(); !stopSignal && Date.now() - t0 < 5000; ) await new Promise<void>((r) => setTimeout(r, 5));
-        }
-        // Let pending signals be delivered (the step itself never yields to the event loop).
-        await new Promise<void>((r) => setImmediate(r));
+        // The test hook (GRERANK_TEST_SIGNAL_AT) signals rank 0 only.
+        await stopReq?.poll(step, id.rank === 0);
         // The mean loss and any rank's stop request travel together, so every rank stops at the same step.
         let globalLoss = stats.loss;
-        let stop = stopSignal;
+        let stop = stopReq?.number ?? 0;
         if (transport) {
-          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stopSignal).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
+          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stop).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
           const vals = all.map((b) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 16)));
           globalLoss = vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
           stop = Math.max(...vals.map((v) => v[1]!));
@@ -374,7 +347,7 @@ export async function runWorker(
     ok = true;
     return { logs, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    stopReq?.dispose();
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();

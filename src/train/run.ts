@@ -18,6 +18,7 @@ import { Rng } from '../util/rng.js';
 import { configDifferences, FORMAT_VERSION, loadCheckpoint, resolveResume, saveCheckpoint, type CheckpointContents, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
 import { learningRate, type ScheduleOptions } from './optimizer.js';
 import { Trainer, type StepStats } from './step.js';
+import { StopRequest } from './stop.js';
 
 export const METHODS = OBJECTIVES;
 export type Method = ObjectiveName;
@@ -244,20 +245,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   });
   const targetRng = new Rng(resumed ? resumed.state.rng.target : cfg.seed + 29);
   const history: StepStats[] = [];
-  let stopSignal: NodeJS.Signals | undefined;
-  const handlers: Array<[NodeJS.Signals, () => void]> = [];
-  if (ckpt) {
-    for (const sig of ckpt.signals ?? (['SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])) {
-      const h = (): void => {
-        // A second signal while the step finishes stops at once (the last checkpoint stays usable).
-        if (stopSignal) process.exit(128 + (sig === 'SIGTERM' ? 15 : 10));
-        stopSignal = sig;
-        process.stderr.write(`[grerank] ${sig}: finishing the current step, then saving a checkpoint and stopping\n`);
-      };
-      process.on(sig, h);
-      handlers.push([sig, h]);
-    }
-  }
+  const stop = ckpt ? new StopRequest(ckpt.signals) : undefined;
   let lastCheckpoint: string | undefined;
   try {
     let done = 0;
@@ -280,7 +268,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
       hooks.onCheckpoint?.(lastCheckpoint, reason);
     };
     let order = epochOrder(examples.length, cfg.seed, epoch);
-    while (done < total && !stopSignal) {
+    while (done < total && !stop?.signal) {
       if (cursor >= order.length) {
         epoch++;
         cursor = 0;
@@ -299,23 +287,15 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
         await runTrainEval(hooks.eval, { reranker: loaded, reader: { reader, tokenizer: readerTok } }, cfg, done, total, hooks.onEval);
       }
       if (ckpt) {
-        // Test hook: GRERANK_TEST_SIGNAL_AT="3:SIGUSR1" sends that signal to this process after step 3.
-        const at = process.env.GRERANK_TEST_SIGNAL_AT?.split(':');
-        if (at && Number(at[0]) === done) {
-          process.kill(process.pid, (at[1] ?? 'SIGUSR1') as NodeJS.Signals);
-          // Wait (at most 5 s) for the handler, so the test stops at exactly this step.
-          for (const t0 = Date.now(); !stopSignal && Date.now() - t0 < 5000; ) await new Promise<void>((r) => setTimeout(r, 5));
-        }
-        // Let pending signals be delivered (the step itself never yields to the event loop).
-        await new Promise<void>((r) => setImmediate(r));
-        if (stopSignal) save(stopSignal);
+        await stop!.poll(done);
+        if (stop?.signal) save(stop.signal);
         else if (done === total) save('final');
         else if (ckpt.saveEvery > 0 && done % ckpt.saveEvery === 0) save('interval');
       }
     }
-    if (stopSignal) {
-      if (done === 0 || !lastCheckpoint) save(stopSignal);
-      return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, interrupted: stopSignal, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
+    if (stop?.signal) {
+      if (done === 0 || !lastCheckpoint) save(stop.signal);
+      return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, interrupted: stop.signal, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
     }
     if (ckpt && !lastCheckpoint) save('final');
     mkdirSync(cfg.out, { recursive: true });
@@ -327,7 +307,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     }
     return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    stop?.dispose();
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();
