@@ -8,29 +8,13 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { loadReranker } from '../src/models/load.js';
 import { rawToTensor } from '../src/models/params.js';
 import { configDifferences, COMPLETE_MARKER, EXIT_PREEMPTED, FORMAT_VERSION, resolveResume, saveCheckpoint, type CheckpointState } from '../src/train/checkpoint.js';
-import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { grerank, removeDir, tempDir } from './helpers/cli.js';
+import { TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
-const WORDS = 'question title context query document who directed film born city the was in by where of'.split(' ');
 const work = tempDir();
-const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const model = tinyT5Model(TINY_WORDS);
 const data = join(work, 'train.jsonl');
-{
-  const lines = [];
-  for (let i = 0; i < 3; i++) {
-    lines.push(
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [`person ${i}`, `director ${i}`],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${i * 5 + j}`, text: `film ${i * 5 + j} was directed by person ${(i + j) % 3}` })),
-      }),
-    );
-  }
-  writeFileSync(data, lines.join('\n') + '\n');
-}
+writeTinyQa(data, 3, { answers: (i) => [`person ${i}`, `director ${i}`] });
 beforeAll(async () => {
   await initBackend('wasm', { quiet: true });
 });

@@ -4,32 +4,16 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
-import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS, REPO } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { removeDir, tempDir } from './helpers/cli.js';
+import { REPO } from './helpers/shared.js';
+import { oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
 
-const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
-const ANSWERS = ['city', 'born', 'title', 'query', 'document'];
 const work = tempDir();
-const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const model = tinyT5Model([...TINY_WORDS, 'person']);
 const data = join(work, 'train.jsonl');
-{
-  // One-word answers: every example has the same number of target tokens, so the reader's
-  // token-mean NLL over 2B examples is the mean of the two B-example halves.
-  const lines = [];
-  for (let i = 0; i < 16; i++) {
-    lines.push(
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [ANSWERS[i % ANSWERS.length]],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${(i + j) % 7}`, text: `film ${j} was directed by person ${(i * 3 + j) % 11} in ${ANSWERS[(i + j) % 5]}` })),
-      }),
-    );
-  }
-  writeFileSync(data, lines.join('\n') + '\n');
-}
+// One-word answers: every example has the same number of target tokens, so the reader's
+// token-mean NLL over 2B examples is the mean of the two B-example halves.
+writeFileSync(data, oneWordQaLines(16));
 afterAll(() => {
   removeDir(work);
   removeDir(model);

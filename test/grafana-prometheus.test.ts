@@ -7,12 +7,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS, REPO } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { freePort, removeDir, tempDir } from './helpers/cli.js';
+import { REPO } from './helpers/shared.js';
+import { oneGold, TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
 /** The first executable `name` on PATH, else in /usr/bin; undefined when there is none. */
 function which(name: string): string | undefined {
@@ -76,16 +75,6 @@ function substitute(expr: string, vars: Record<string, string>): string {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface PromSample {
@@ -127,27 +116,12 @@ describe.skipIf(!PROMETHEUS)('Grafana dashboard against a real Prometheus scrapi
 
   beforeAll(async () => {
     work = tempDir('grerank-grafana-');
-    const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
-    model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-    writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
-    // Training data without labels; eval data with gold flags (as train-eval.test.ts builds it).
-    const lines = (count: number, labels: boolean) =>
-      Array.from({ length: count }, (_, i) =>
-        JSON.stringify({
-          id: `q${i}`,
-          question: `who directed film ${i}?`,
-          answers: [`person ${i}`],
-          ctxs: Array.from({ length: 5 }, (_, j) => ({
-            title: `film ${i * 5 + j}`,
-            text: `film ${i * 5 + j} was directed by person ${(i + j) % count}`,
-            ...(labels ? { gold: j === i % 5, has_answer: j === i % 5 } : {}),
-          })),
-        }),
-      ).join('\n') + '\n';
+    model = tinyT5Model([...TINY_WORDS, 'person']);
+    // Training data without labels; eval data with gold flags.
     const data = join(work, 'train.jsonl');
     const evalData = join(work, 'eval.jsonl');
-    writeFileSync(data, lines(8, false));
-    writeFileSync(evalData, lines(3, true));
+    writeTinyQa(data, 8);
+    writeTinyQa(evalData, 3, { labels: oneGold });
 
     const [distPort, singlePort, promPort] = [await freePort(), await freePort(), await freePort()];
     // Far more steps than the test needs: both runs are killed in afterAll. Evaluation every

@@ -1,17 +1,16 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchTokens, evalMetricLabel, METRIC_PREFIX, STEP_SECONDS_BUCKETS, TrainingMetrics, type StepStatsLike } from '../src/obs/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../src/obs/metrics-server.js';
 import { EXIT_PREEMPTED } from '../src/train/checkpoint.js';
-import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS, REPO } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { freePort, removeDir, tempDir } from './helpers/cli.js';
+import { REPO } from './helpers/shared.js';
+import { oneGold, TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
 interface Sample {
   name: string;
@@ -286,40 +285,14 @@ describe('metrics helpers', () => {
   });
 });
 
-/** A port that was free a moment ago (the OS's choice). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
-
 describe('grerank train --metrics-port (single process)', () => {
-  const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
   const work = tempDir();
-  const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-  writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+  const model = tinyT5Model([...TINY_WORDS, 'person']);
   const data = join(work, 'train.jsonl');
   const evalData = join(work, 'eval.jsonl');
-  // Eval data needs gold flags (train-eval.test.ts builds the same shape).
-  const lines = (count: number, labels: boolean) =>
-    Array.from({ length: count }, (_, i) =>
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [`person ${i}`],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({
-          title: `film ${i * 5 + j}`,
-          text: `film ${i * 5 + j} was directed by person ${(i + j) % count}`,
-          ...(labels ? { gold: j === i % 5, has_answer: j === i % 5 } : {}),
-        })),
-      }),
-    ).join('\n') + '\n';
-  writeFileSync(data, lines(6, false));
-  writeFileSync(evalData, lines(3, true));
+  // Eval data needs gold flags.
+  writeTinyQa(data, 6);
+  writeTinyQa(evalData, 3, { labels: oneGold });
   afterAll(() => {
     removeDir(work);
     removeDir(model);

@@ -13,9 +13,8 @@ import { FidReader } from '../src/models/fid.js';
 import { greedyDecode } from '../src/models/generate.js';
 import { T5Model } from '../src/models/t5.js';
 import { encodeReaderBatch, encodeReaderPassages, loadTrainableReader, READER_TRAIN_DEFAULTS, readerLoss, trainReader, type ReaderTrainConfig } from '../src/train/reader.js';
-import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { grerank, removeDir, tempDir } from './helpers/cli.js';
+import { tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 import { wordTokenizerJson } from '../src/data/vocab-tokenizer.js';
 
 const work = tempDir();
@@ -108,24 +107,11 @@ describe('reader training (FiD, teacher forcing, encoder in the tape)', () => {
 
 describe('grerank train-reader', () => {
   const WORDS = 'question title context who directed film born city the was in by where of person'.split(' ');
-  const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-  writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+  const model = tinyT5Model(WORDS);
   afterAll(() => removeDir(model));
 
-  function dataset(file: string, count: number): void {
-    const lines = [];
-    for (let i = 0; i < count; i++) {
-      lines.push(
-        JSON.stringify({
-          id: `q${i}`,
-          question: `who directed film ${i}?`,
-          answers: [`person ${i}`],
-          ctxs: Array.from({ length: 3 }, (_, j) => ({ title: `film ${i * 3 + j}`, text: `film ${i * 3 + j} was directed by person ${(i + j) % count}` })),
-        }),
-      );
-    }
-    writeFileSync(file, lines.join('\n') + '\n');
-  }
+  /** `count` questions of 3 candidates each. */
+  const dataset = (file: string, count: number): void => writeTinyQa(file, count, { passages: 3 });
 
   it('fine-tunes a checkpoint and writes a Hugging Face directory with every tensor', () => {
     const file = join(work, 'small.jsonl');

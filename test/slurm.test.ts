@@ -7,9 +7,9 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyModelDir, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS, REPO } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { removeDir, tempDir } from './helpers/cli.js';
+import { REPO } from './helpers/shared.js';
+import { oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
 
 /** Why the SLURM tests cannot run here, or undefined when an idle node is available. */
 function slurmMissing(): string | undefined {
@@ -26,8 +26,6 @@ const missing = slurmMissing();
 if (missing) console.warn(`test/slurm.test.ts: skipped: ${missing}; run .ci/setup-slurm.sh (as root) to start a one-node SLURM`);
 
 const LAUNCHER = join(REPO, 'launcher', 'start.js');
-const WORDS = 'question title context query document who directed film born city the was in by where of person'.split(' ');
-const ANSWERS = ['city', 'born', 'title', 'query', 'document'];
 
 interface Run {
   code: number | null;
@@ -75,22 +73,10 @@ describe.skipIf(missing !== undefined)('the launcher under a real SLURM', () => 
   beforeAll(() => {
     work = tempDir('grerank-slurm-');
     chmodSync(work, 0o755); // slurmd runs the job as root here, but keep it readable anyway
-    model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
+    model = tinyT5Model([...TINY_WORDS, 'person']);
     chmodSync(model, 0o755);
-    writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
     data = join(work, 'train.jsonl');
-    const lines = [];
-    for (let i = 0; i < 16; i++) {
-      lines.push(
-        JSON.stringify({
-          id: `q${i}`,
-          question: `who directed film ${i}?`,
-          answers: [ANSWERS[i % ANSWERS.length]],
-          ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${(i + j) % 7}`, text: `film ${j} was directed by person ${(i * 3 + j) % 11} in ${ANSWERS[(i + j) % 5]}` })),
-        }),
-      );
-    }
-    writeFileSync(data, lines.join('\n') + '\n');
+    writeFileSync(data, oneWordQaLines(16));
   });
   afterAll(() => {
     for (const id of jobs) spawnSync('scancel', [id]);

@@ -5,31 +5,17 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { xlmrTestTokenizerJson } from '../src/io/tokenizer.js';
 import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
 import { CHECKPOINTS } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
-const WORDS = 'question title context query document who directed film born city the was in by where of'.split(' ');
+const WORDS = TINY_WORDS;
 const work = tempDir();
-const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const model = tinyT5Model(WORDS);
 afterAll(() => {
   removeDir(work);
   removeDir(model);
 });
 
-function dataset(file: string, count: number): void {
-  const lines = [];
-  for (let i = 0; i < count; i++) {
-    lines.push(
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [`person ${i}`],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${i * 5 + j}`, text: `film ${i * 5 + j} was directed by person ${(i + j) % count}` })),
-      }),
-    );
-  }
-  writeFileSync(file, lines.join('\n') + '\n');
-}
+const dataset = (file: string, count: number): void => writeTinyQa(file, count);
 
 describe('grerank train (single process)', () => {
   it('trains a RankT5-style reranker and writes it as a Hugging Face directory', () => {

@@ -1,41 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { TRAIN_DEFAULTS, trainReranker, type TrainConfig, type TrainEvalEvent } from '../src/train/run.js';
-import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { grerank, removeDir, tempDir } from './helpers/cli.js';
+import { TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
-const WORDS = 'question title context query document who directed film born city the was in by where of'.split(' ');
 const work = tempDir();
-const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const model = tinyT5Model(TINY_WORDS);
 const data = join(work, 'train.jsonl');
 const evalData = join(work, 'eval.jsonl');
 
-/** Questions with 5 candidates; `labels` adds gold / has_answer flags (one direct, one indirect gold). */
-function dataset(file: string, count: number, labels: boolean): void {
-  const lines = [];
-  for (let i = 0; i < count; i++) {
-    lines.push(
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [`person ${i}`],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({
-          title: `film ${i * 5 + j}`,
-          text: `film ${i * 5 + j} was directed by person ${(i + j) % count}`,
-          ...(labels ? { gold: j === i % 5 || j === (i + 2) % 5, has_answer: j === i % 5 } : {}),
-        })),
-      }),
-    );
-  }
-  writeFileSync(file, lines.join('\n') + '\n');
-}
-dataset(data, 3, false);
-dataset(evalData, 4, true);
+// Questions with 5 candidates; the eval data has gold / has_answer flags (one direct, one indirect gold).
+writeTinyQa(data, 3);
+writeTinyQa(evalData, 4, { labels: (i, j) => ({ gold: j === i % 5 || j === (i + 2) % 5, has_answer: j === i % 5 }) });
 
 beforeAll(async () => {
   await initBackend('wasm', { quiet: true });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
@@ -12,29 +12,14 @@ import { loadReranker } from '../src/models/load.js';
 import { jointForwardBackward, JointTrainer } from '../src/train/joint.js';
 import { loadTrainableReader } from '../src/train/reader.js';
 import { Rng } from '../src/util/rng.js';
-import { copyModelDir, grerank, removeDir, tempDir } from './helpers/cli.js';
-import { CHECKPOINTS } from './helpers/shared.js';
-import { t5TestTokenizerJson } from './helpers/tokenizers.js';
+import { grerank, removeDir, tempDir } from './helpers/cli.js';
+import { TINY_WORDS, tinyT5Model, writeTinyQa } from './helpers/tiny.js';
 
-const WORDS = 'question title context query document who directed film born city the was in by where of'.split(' ');
 const work = tempDir();
-const model = copyModelDir(join(CHECKPOINTS, 't5-fid-tiny'), (f) => f !== 'pytorch_model.bin');
-writeFileSync(join(model, 'tokenizer.json'), t5TestTokenizerJson(WORDS));
+const model = tinyT5Model(TINY_WORDS);
 const data = join(work, 'train.jsonl');
-{
-  const lines = [];
-  for (let i = 0; i < 3; i++) {
-    lines.push(
-      JSON.stringify({
-        id: `q${i}`,
-        question: `who directed film ${i}?`,
-        answers: [`person ${i}`],
-        ctxs: Array.from({ length: 5 }, (_, j) => ({ title: `film ${i * 5 + j}`, text: `film ${i * 5 + j} was directed by person ${(i + j) % 3}`, gold: (i + j) % 3 === i, has_answer: (i + j) % 3 === i })),
-      }),
-    );
-  }
-  writeFileSync(data, lines.join('\n') + '\n');
-}
+// Gold (and has_answer) where the candidate names the question's own person.
+writeTinyQa(data, 3, { labels: (i, j) => ({ gold: (i + j) % 3 === i, has_answer: (i + j) % 3 === i }) });
 beforeAll(async () => {
   await initBackend('wasm', { quiet: true });
 });
