@@ -31,7 +31,7 @@ import { FidReader } from '../models/fid.js';
 import { loadReranker, type LoadedReranker } from '../models/load.js';
 import { Progress } from '../obs/progress.js';
 import { configDifferences, EXIT_PREEMPTED, loadCheckpoint, resolveResume, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
-import { checkpointContents, checkTrainEval, isEvalStep, METHODS, restoreWeights, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
+import { checkpointContents, checkTrainEval, isEvalStep, METHODS, restoreWeights, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
 import { Trainer, type StepStats } from '../train/step.js';
 import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
@@ -257,16 +257,7 @@ export async function runWorker(
   let ok = false;
   let lastCheckpoint: string | undefined;
   try {
-    let step = 0;
-    let epoch = 0;
-    let cursor = 0;
-    if (resumed) {
-      trainer.optimizer.load(resumed.optimizer);
-      trainer.skippedSteps = resumed.state.skippedSteps;
-      step = resumed.state.step;
-      epoch = resumed.state.rng.data.epoch;
-      cursor = resumed.state.rng.data.cursor;
-    }
+    let { step, epoch, cursor } = resumeTrainer(trainer, resumed);
     const save = (reason: string): void => {
       if (!ckpt || id.rank !== 0) return;
       lastCheckpoint = saveCheckpoint(

@@ -248,16 +248,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   const stop = ckpt ? new StopRequest(ckpt.signals) : undefined;
   let lastCheckpoint: string | undefined;
   try {
-    let done = 0;
-    let epoch = 0;
-    let cursor = 0;
-    if (resumed) {
-      trainer.optimizer.load(resumed.optimizer);
-      trainer.skippedSteps = resumed.state.skippedSteps;
-      done = resumed.state.step;
-      epoch = resumed.state.rng.data.epoch;
-      cursor = resumed.state.rng.data.cursor;
-    }
+    let { step: done, epoch, cursor } = resumeTrainer(trainer, resumed);
     const save = (reason: string): void => {
       if (!ckpt) return;
       lastCheckpoint = saveCheckpoint(
@@ -312,6 +303,14 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     reader.dispose();
     loaded?.reranker.dispose();
   }
+}
+
+/** Puts a checkpoint's optimizer state into `trainer`; returns where the loop continues (0s for a fresh start). */
+export function resumeTrainer(trainer: Trainer, resumed: LoadedCheckpoint | undefined): { step: number; epoch: number; cursor: number } {
+  if (!resumed) return { step: 0, epoch: 0, cursor: 0 };
+  trainer.optimizer.load(resumed.optimizer);
+  trainer.skippedSteps = resumed.state.skippedSteps;
+  return { step: resumed.state.step, epoch: resumed.state.rng.data.epoch, cursor: resumed.state.rng.data.cursor };
 }
 
 /** What a checkpoint of a training loop holds (single-process or one rank of a data-parallel job). */
