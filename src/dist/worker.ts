@@ -18,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { batchTokens, TrainingMetrics } from '../obs/metrics.js';
 import { startMetricsServer } from '../obs/metrics-server.js';
 import { initBackend, type BackendChoice } from '../backend/index.js';
+import type { RerankBatch } from '../data/batch.js';
 import { chooseTarget, encodeBatch } from '../data/encode.js';
+import { TokenizePool } from '../data/pool.js';
 import { readExamples, type Example } from '../data/examples.js';
 import { GrerankError } from '../errors.js';
 import { readJsonFile } from '../io/checkpoint.js';
@@ -61,6 +63,8 @@ export interface WorkerOptions {
   checksumEvery: number;
   /** Rank 0 serves Prometheus metrics for the whole job on this port (0 = off). */
   metricsPort: number;
+  /** Tokenisation threads (a piscina pool that prepares the next batch during a step); 0: in the training thread. */
+  tokenizeThreads: number;
   /** Checkpoints (rank 0 writes them; every rank reads them on resume): undefined = none. */
   checkpoints?: { saveEvery: number; keep: number; resume?: string };
   /** Evaluation during training, run by rank 0 while the others wait. */
@@ -122,7 +126,7 @@ const NESTED: Record<string, ['encode' | 'gumbel', string]> = {
 /** The worker's TrainConfig and options from `--config FILE` plus flag overrides (grerank train's names). */
 export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; opts: WorkerOptions } {
   const d = TRAIN_DEFAULTS;
-  const opts: WorkerOptions = { backend: 'auto', logFormat: 'text', checksumEvery: 50, metricsPort: 0 };
+  const opts: WorkerOptions = { backend: 'auto', logFormat: 'text', checksumEvery: 50, metricsPort: 0, tokenizeThreads: 1 };
   const ck = { saveEvery: 0, keep: 3, resume: undefined as string | undefined, on: true };
   const ev: Partial<TrainEvalOptions> = {};
   let fromFile: Partial<TrainConfig> = {};
@@ -139,6 +143,7 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
     else if (a === '--log-format') (opts.logFormat = v === 'json' ? 'json' : 'text'), i++;
     else if (a === '--checksum-every') (opts.checksumEvery = Number(v)), i++;
     else if (a === '--metrics-port') (opts.metricsPort = Number(v)), i++;
+    else if (a === '--tokenize-threads') (opts.tokenizeThreads = Number(v)), i++;
     else if (a === '--save-every') (ck.saveEvery = Number(v)), i++;
     else if (a === '--keep') (ck.keep = Number(v)), i++;
     else if (a === '--resume') (ck.resume = v), i++;
@@ -161,7 +166,7 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
   if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new GrerankError(`--batch-size must be a positive integer`);
-  for (const [flag, n, min] of [['--save-every', ck.saveEvery, 0], ['--keep', ck.keep, 1]] as const) {
+  for (const [flag, n, min] of [['--save-every', ck.saveEvery, 0], ['--keep', ck.keep, 1], ['--tokenize-threads', opts.tokenizeThreads, 0]] as const) {
     if (!Number.isInteger(n) || n < min) throw new GrerankError(`${flag} must be an integer >= ${min}, got ${n}`);
   }
   if (ck.on || ck.resume) opts.checkpoints = { saveEvery: ck.saveEvery, keep: ck.keep, resume: ck.resume };
@@ -250,6 +255,7 @@ export async function runWorker(
   const guard = transport && opts.checksumEvery > 0 ? new ChecksumGuard(transport, opts.checksumEvery) : undefined;
   const trainer = new Trainer(scorer, reader, objective, { schedule, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay } }, reduce);
   const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
+  const pool = opts.tokenizeThreads > 0 ? new TokenizePool({ reader: cfg.reader, pair: loaded ? cfg.reranker! : cfg.reader, threads: opts.tokenizeThreads }) : undefined;
 
   const stopReq = ckpt ? new StopRequest(undefined, { announce: id.rank === 0 }) : undefined;
 
@@ -268,15 +274,28 @@ export async function runWorker(
       metrics?.recordCheckpoint();
     };
     let stopped: NodeJS.Signals | undefined;
-    for (; step < total && !stopped; epoch++, cursor = 0) {
-      const plan = planEpoch(examples.length, cfg.seed, epoch, cfg.batchSize, id.worldSize);
-      while (cursor < plan.length && step < total) {
-        const idx = plan[cursor]![id.rank]!;
-        // The answer target of each example from (seed, epoch, index), not from one stream.
-        const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, epoch, i, 0x2545f491])) }));
+    // This rank's batch at (epoch, cursor), tokenised in the pool's thread when there is one.
+    const plans = new Map<number, number[][][]>();
+    const encodeAt = (e: number, c: number): Promise<RerankBatch> => {
+      if (!plans.has(e)) plans.set(e, planEpoch(examples.length, cfg.seed, e, cfg.batchSize, id.worldSize));
+      plans.delete(e - 1);
+      const idx = plans.get(e)![c]![id.rank]!;
+      // The answer target of each example from (seed, epoch, index), not from one stream.
+      const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, e, i, 0x2545f491])) }));
+      return pool ? pool.encode(chosen, idx, cfg.encode, pairs.kind) : encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
+    };
+    let prefetched: Promise<RerankBatch> | undefined;
+    while (step < total && !stopped) {
+      if (cursor >= perEpoch) {
+        epoch++;
+        cursor = 0;
+      }
+      {
         const tData = performance.now();
-        const batch = await encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
+        const batch = await (prefetched ?? encodeAt(epoch, cursor));
         const dataSeconds = (performance.now() - tData) / 1000;
+        // The next batch is tokenised while this step trains.
+        prefetched = pool && step + 1 < total ? (cursor + 1 < perEpoch ? encodeAt(epoch, cursor + 1) : encodeAt(epoch + 1, 0)) : undefined;
         if (gumbel) gumbel.step = step;
         const stats: StepStats = await trainer.trainStep(batch);
         step++;
@@ -316,8 +335,8 @@ export async function runWorker(
         } else if (step === total) save('final');
         else if (ckpt && ckpt.saveEvery > 0 && step % ckpt.saveEvery === 0) save('interval');
       }
-      if (stopped) break;
     }
+    await prefetched?.catch(() => undefined);
     if (stopped) {
       // Nobody exits before rank 0 has written the checkpoint.
       if (transport) await ringBarrier(transport, step, id.timeoutMs, STOP_STREAM);
@@ -339,6 +358,7 @@ export async function runWorker(
     return { logs, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
     stopReq?.dispose();
+    await pool?.close();
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();
