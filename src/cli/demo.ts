@@ -1,57 +1,79 @@
 import type { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend/index.js';
-import { DEMO_DEFAULTS, runDemo } from '../demo/demo.js';
+import { buildShippedReader, DEMO_DEFAULTS, DEMO_METHODS, runDemo, type DemoMethod, type DemoOptions } from '../demo/demo.js';
 import { GrerankError } from '../errors.js';
 import { Progress } from '../obs/progress.js';
 import { action } from './run.js';
 
-function int(name: string): (v: string) => number {
+function int(name: string, min = 1): (v: string) => number {
   return (v: string) => {
     const x = Number(v);
-    if (!Number.isInteger(x) || x < 1) throw new GrerankError(`${name} must be a positive integer, got "${v}"`);
+    if (!Number.isInteger(x) || x < min) throw new GrerankError(`${name} must be an integer >= ${min}, got "${v}"`);
     return x;
   };
 }
+
+/** Settings of `--quick`: a smoke test of every stage in a couple of minutes. */
+const QUICK: Partial<DemoOptions> = { trainQuestions: 120, testQuestions: 40, readerSteps: 150, rerankerSteps: 20 };
 
 export function registerDemo(program: Command): void {
   const d = DEMO_DEFAULTS;
   program
     .command('demo')
-    .description('the embedded default: synthetic multi-hop QA, a reader trained from scratch, G-Rerank, evaluation (no downloads, no GPU)')
-    .option('--out <dir>', 'run directory', 'runs/demo')
-    .option('--quick', 'a much smaller run (about a minute), for a smoke test')
-    .option('--seed <n>', `seed of data and weights [${d.seed}]`, (v) => Number(v))
+    .description('the embedded default: synthetic multi-hop QA, a small FiD reader, G-Rerank and the EMDR/PDist/LOOP/ADist baselines trained on 2 CPU workers, one table (no downloads, no GPU)')
+    .option('--out <dir>', 'run directory (a rerun resumes and reuses what it holds)', 'runs/demo')
+    .option('--quick', `a much smaller run for a smoke test (${Object.entries(QUICK).map(([k, v]) => `${k} ${v}`).join(', ')})`)
+    .option('--seed <n>', `seed of data and weights [${d.seed}]`, int('--seed', 0))
     .option('--train-questions <n>', `synthetic training questions [${d.trainQuestions}]`, int('--train-questions'))
     .option('--test-questions <n>', `synthetic test questions [${d.testQuestions}]`, int('--test-questions'))
-    .option('--reader-steps <n>', `reader training steps (reused when unchanged) [${d.readerSteps}]`, int('--reader-steps'))
-    .option('--reranker-steps <n>', `G-Rerank steps [${d.rerankerSteps}]`, int('--reranker-steps'))
+    .option('--reader-steps <n>', `reader training steps when no matching reader is shipped or cached [${d.readerSteps}]`, int('--reader-steps'))
+    .option('--reranker-steps <n>', `training steps of every method (the same budget) [${d.rerankerSteps}]`, int('--reranker-steps'))
+    .option('--batch-size <n>', `questions per worker and step [${d.batchSize}]`, int('--batch-size'))
+    .option('--workers <n>', `CPU worker processes of each training job (and parallel evaluations) [${d.workers}]`, int('--workers'))
+    .option('--methods <list>', `comma-separated, from ${Object.keys(DEMO_METHODS).join(',')} [all]`)
+    .option('--metrics-port <port>', 'Prometheus endpoint of the training jobs [a free port, printed]', int('--metrics-port', 0))
+    .option('--eval-limit <n>', 'evaluate on the first n test questions only', int('--eval-limit'))
+    .option('--no-generate', 'ranking metrics only: the reader does not answer (faster)')
+    .option('--build-reader', 'train the demo reader of these settings into assets/demo-reader (what the repository ships) and stop')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
+    .addHelpText('after', '\nEvery training job runs through launcher/start.js with --cpu-workers; see docs/demo.md.')
     .action(
       action(async (o: Record<string, unknown>) => {
         await initBackend(o.backend as BackendChoice);
-        const quick = o.quick ? { trainQuestions: 120, testQuestions: 40, readerSteps: 150, rerankerSteps: 40 } : {};
-        const pick = <T>(v: unknown, dflt: T): T => (v === undefined ? dflt : (v as T));
-        const opts = {
-          ...d,
-          ...quick,
-          out: o.out as string,
-          seed: pick(o.seed, d.seed),
-          ...(o.trainQuestions !== undefined && { trainQuestions: o.trainQuestions as number }),
-          ...(o.testQuestions !== undefined && { testQuestions: o.testQuestions as number }),
-          ...(o.readerSteps !== undefined && { readerSteps: o.readerSteps as number }),
-          ...(o.rerankerSteps !== undefined && { rerankerSteps: o.rerankerSteps as number }),
-        };
+        const methods = o.methods === undefined ? d.methods : (o.methods as string).split(',').map((m) => m.trim()).filter(Boolean);
+        for (const m of methods) if (!(m in DEMO_METHODS)) throw new GrerankError(`--methods: unknown method "${m}" (choose from ${Object.keys(DEMO_METHODS).join(', ')})`);
+        const given = (k: string) => (o[k] === undefined ? {} : { [k]: o[k] });
         const bars = new Map<string, Progress>();
-        const t0 = performance.now();
-        const r = await runDemo({
-          ...opts,
+        const opts: DemoOptions = {
+          ...d,
+          ...(o.quick ? QUICK : {}),
+          ...given('seed'),
+          ...given('trainQuestions'),
+          ...given('testQuestions'),
+          ...given('readerSteps'),
+          ...given('rerankerSteps'),
+          ...given('batchSize'),
+          ...given('workers'),
+          ...given('metricsPort'),
+          ...given('evalLimit'),
+          generate: o.generate !== false,
+          methods: methods as DemoMethod[],
+          backend: o.backend as string,
+          out: o.out as string,
           log: (line) => process.stderr.write(`[demo] ${line}\n`),
           onStep: (phase, done, total, fields) => {
             let bar = bars.get(phase);
             if (!bar) bars.set(phase, (bar = new Progress(phase, total, { every: Math.max(1, Math.round(total / 10)) })));
             bar.update(done, fields);
           },
-        });
+        };
+        const t0 = performance.now();
+        if (o.buildReader) {
+          const dir = await buildShippedReader(opts);
+          process.stderr.write(`[demo] wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+          return;
+        }
+        const r = await runDemo(opts);
         process.stdout.write(`\n${r.table}\n`);
         process.stdout.write(`results: ${r.resultsFile}\ncurves:  ${r.curvesFile}\n`);
         process.stderr.write(`[demo] done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);

@@ -1,31 +1,55 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generateSynth, writeSynth } from '../data/synth.js';
 import { wordTokenizerJson } from '../data/vocab-tokenizer.js';
-import { evaluate, EVAL_DEFAULTS, type EvalResult } from '../eval/evaluate.js';
-import { formatResults } from '../eval/evaluate.js';
+import { GrerankError } from '../errors.js';
+import { formatResults, type EvalResult } from '../eval/evaluate.js';
 import { saveModelDir } from '../io/export.js';
 import { tokenizerFromJson } from '../io/tokenizer.js';
 import { initT5StateDict, t5Config } from '../models/t5-init.js';
 import { trainReader, READER_TRAIN_DEFAULTS } from '../train/reader.js';
-import { trainReranker, TRAIN_DEFAULTS } from '../train/run.js';
-import type { StepStats } from '../train/step.js';
 import { writeCurvesSvg } from './curves.js';
 
-/** The embedded default: sizes chosen to finish in minutes on 2 CPU cores. */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const LAUNCHER = join(ROOT, 'launcher', 'start.js');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+/** A reader trained by `grerank demo --build-reader` with the default settings, shipped so that the first run needs no reader training. */
+export const SHIPPED_READER = join(ROOT, 'assets', 'demo-reader');
+
+/** The methods the demo trains, in table order (the labels are the paper's names). */
+export const DEMO_METHODS = { gumbel: 'G-Rerank', emdr: 'EMDR', pdist: 'PDist', loop: 'LOOP', adist: 'ADist' } as const;
+export type DemoMethod = keyof typeof DEMO_METHODS;
+
+/** The embedded default: sizes chosen to finish in about ten minutes on 2 CPU cores. */
 export interface DemoOptions {
   out: string;
   seed: number;
   trainQuestions: number;
   testQuestions: number;
+  /** Reader training steps, when no matching trained reader is at hand. */
   readerSteps: number;
+  /** Training steps of every reranker method (the same budget for all). */
   rerankerSteps: number;
+  /** Questions per worker and step (the global batch is batchSize × workers). */
   batchSize: number;
+  /** Data-parallel CPU worker processes (launcher --cpu-workers); also parallel evaluations. */
+  workers: number;
+  methods: DemoMethod[];
+  /** Prometheus endpoint of the training jobs (0: a free port). */
+  metricsPort: number;
   dModel: number;
   layers: number;
   /** Candidates per question and passages the reader sees. */
   candidates: number;
   k: number;
+  backend: string;
+  /** Evaluate only the first n test questions (all when undefined). */
+  evalLimit?: number;
+  /** Let the reader answer from each top-k (EM, F1): the slow part of the evaluation. */
+  generate: boolean;
   log?: (line: string) => void;
   onStep?: (phase: string, done: number, total: number, fields: Record<string, number>) => void;
 }
@@ -34,13 +58,18 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'out'> = {
   seed: 0,
   trainQuestions: 1000,
   testQuestions: 200,
-  readerSteps: 1500,
-  rerankerSteps: 300,
-  batchSize: 4,
+  readerSteps: 4000,
+  rerankerSteps: 150,
+  batchSize: 2,
+  workers: 2,
+  methods: ['gumbel', 'emdr', 'pdist', 'loop', 'adist'],
+  metricsPort: 0,
   dModel: 64,
   layers: 2,
   candidates: 20,
   k: 5,
+  backend: 'auto',
+  generate: true,
 };
 
 /** RankT5's scoring token, added to the demo vocabulary. */
@@ -58,30 +87,27 @@ export interface DemoResult {
   curvesFile: string;
 }
 
-/**
- * The whole pipeline on data it makes itself: a synthetic multi-hop benchmark, a word-level
- * tokenizer, a small FiD reader trained from scratch on it (all passages, teacher forcing), a
- * RankT5-style reranker initialised untrained, G-Rerank training of the reranker against the
- * frozen reader, and evaluation of the untrained and trained rerankers (ranking, indirectly
- * relevant passages, and the reader's answers from the reranked top-k).
- * Stages whose output already exists with the same settings are reused (the reader above all).
- */
-export async function runDemo(o: DemoOptions): Promise<DemoResult> {
-  const log = o.log ?? (() => {});
+/** The data, tokenizer and model configuration every stage shares. */
+interface DemoSetup {
+  data: string;
+  tokFile: string;
+  tokJson: string;
+  hfConfig: Record<string, unknown>;
+  initConfig: string;
+  scoreToken: number;
+  /** What a trained reader depends on (compared with a reader's reader.settings.json). */
+  readerSettings: string;
+}
+
+function setup(o: DemoOptions): DemoSetup {
   mkdirSync(o.out, { recursive: true });
   const data = join(o.out, 'data');
-  const settings = JSON.stringify({ ...o, log: undefined, onStep: undefined, out: undefined });
-
-  // 1. Data and tokenizer.
   const synth = generateSynth({ seed: o.seed, train: o.trainQuestions, dev: 0, test: o.testQuestions, candidates: o.candidates });
   writeSynth(data, synth);
   const tokJson = wordTokenizerJson([...synth.vocab, ...TEMPLATE_WORDS], [SCORE_TOKEN]);
   const tok = tokenizerFromJson(tokJson);
   const tokFile = join(o.out, 'tokenizer.json');
   writeFileSync(tokFile, tokJson);
-  log(`data: ${o.trainQuestions} training and ${o.testQuestions} test questions, ${o.candidates} candidates each, vocabulary ${tok.vocabSize} (${data})`);
-
-  // 2. Model configuration shared by reader and reranker (T5 v1.0, tied embeddings).
   const vocabSize = Math.ceil(tok.vocabSize / 8) * 8;
   const cfg = t5Config({ vocabSize, dModel: o.dModel, dKv: o.dModel / 4, dFf: o.dModel * 4, numLayers: o.layers, numHeads: 4 });
   const hfConfig = {
@@ -92,79 +118,209 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   const initConfig = join(o.out, 't5-config.json');
   writeFileSync(initConfig, JSON.stringify(hfConfig, null, 2) + '\n');
+  log(o)(`data: ${o.trainQuestions} training and ${o.testQuestions} test questions, ${o.candidates} candidates each, vocabulary ${tok.vocabSize} (${data})`);
+  const readerSettings = JSON.stringify({
+    data: { seed: o.seed, train: o.trainQuestions, test: o.testQuestions, candidates: o.candidates },
+    tokenizer: tokJson.length,
+    hfConfig,
+    readerSteps: o.readerSteps,
+    batchSize: 4,
+  });
+  return { data, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
+}
 
-  // 3. The reader: trained from scratch on the training questions with all passages.
-  const readerDir = join(o.out, 'reader');
-  const readerStamp = join(o.out, 'reader.settings.json');
-  const readerSettings = JSON.stringify({ settings, hfConfig });
-  if (existsSync(join(readerDir, 'model.safetensors')) && existsSync(readerStamp) && readFileSync(readerStamp, 'utf8') === readerSettings) {
-    log(`reader: reusing ${readerDir}`);
-  } else {
-    log(`reader: training a FiD reader from scratch (d_model ${cfg.dModel}, ${cfg.numLayers}+${cfg.numLayers} layers) for ${o.readerSteps} steps`);
-    await trainReader(
-      {
-        ...READER_TRAIN_DEFAULTS,
-        initConfig,
-        tokenizer: tokFile,
-        data: join(data, 'train.jsonl'),
-        out: readerDir,
-        steps: o.readerSteps,
-        batchSize: o.batchSize,
-        encode: { nPassages: o.candidates, passageMaxLength: PASSAGE_LEN, answerMaxLength: ANSWER_LEN },
-        lr: 1e-3,
-        warmupSteps: Math.round(o.readerSteps / 20),
-        seed: o.seed,
-        initSeed: o.seed + 1,
-      },
-      (s, total) => o.onStep?.('reader', s.step, total, { loss: s.loss }),
-    );
-    writeFileSync(readerStamp, readerSettings);
-  }
+const log = (o: DemoOptions) => o.log ?? (() => {});
 
-  // 4. The reranker, initialised untrained (RankT5 architecture, scoring token in the vocabulary).
-  const scoreToken = tok.tokenToId(SCORE_TOKEN)!;
-  const rerankerInit = join(o.out, 'reranker-untrained');
-  const init = initT5StateDict(cfg, o.seed + 2);
-  saveModelDir(rerankerInit, o.out, init.tensors, { 'config.json': JSON.stringify(hfConfig, null, 2) + '\n', 'tokenizer.json': tokJson });
+function readerMatches(dir: string, s: DemoSetup): boolean {
+  const stamp = join(dir, 'reader.settings.json');
+  return existsSync(join(dir, 'model.safetensors')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === s.readerSettings;
+}
 
-  // 5. G-Rerank.
-  log(`reranker: G-Rerank for ${o.rerankerSteps} steps (k ${o.k}, tau 0.5, kappa 1)`);
-  const history: StepStats[] = [];
-  const gumbelOut = join(o.out, 'gumbel');
-  await trainReranker(
+/** Trains the demo's reader from scratch (all passages, teacher forcing) into `dir`. */
+async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<void> {
+  log(o)(`reader: training a FiD reader from scratch (d_model ${o.dModel}, ${o.layers}+${o.layers} layers) for ${o.readerSteps} steps`);
+  await trainReader(
     {
-      ...TRAIN_DEFAULTS,
-      reader: readerDir,
-      reranker: rerankerInit,
-      rankT5TokenId: scoreToken,
-      data: join(data, 'train.jsonl'),
-      out: gumbelOut,
-      steps: o.rerankerSteps,
-      batchSize: o.batchSize,
-      encode: { nPassages: o.candidates, passageMaxLength: PASSAGE_LEN, pairMaxLength: PAIR_LEN, answerMaxLength: ANSWER_LEN },
+      ...READER_TRAIN_DEFAULTS,
+      initConfig: s.initConfig,
+      tokenizer: s.tokFile,
+      data: join(s.data, 'train.jsonl'),
+      out: dir,
+      steps: o.readerSteps,
+      batchSize: 4,
+      encode: { nPassages: o.candidates, passageMaxLength: PASSAGE_LEN, answerMaxLength: ANSWER_LEN },
       lr: 1e-3,
-      warmupSteps: Math.round(o.rerankerSteps / 10),
-      gumbel: { k: o.k, tau: 0.5, kappa: 1.0 },
+      warmupSteps: Math.round(o.readerSteps / 20),
       seed: o.seed,
+      initSeed: o.seed + 1,
     },
-    (s, total) => {
-      history.push(s);
-      o.onStep?.('g-rerank', history.length, total, { loss: s.loss, max_weight: s.maxWeight ?? NaN });
-    },
+    (st, total) => o.onStep?.('reader', st.step, total, { loss: st.loss }),
   );
+  writeFileSync(join(dir, 'reader.settings.json'), s.readerSettings);
+}
 
-  // 6. Evaluation on the test questions (reranker setting) with the reader's answers.
-  const results: EvalResult[] = [];
-  const test = join(data, 'test.jsonl');
-  const common = { ...EVAL_DEFAULTS, data: test, reader: readerDir, k: o.k, generate: true, pairMaxLength: PAIR_LEN, passageMaxLength: PASSAGE_LEN, batchSize: 8 };
-  for (const [name, ranker] of [
-    ['retriever order', { kind: 'baseline', name: 'retriever-order' }],
-    ['untrained reranker', { kind: 'reranker', dir: rerankerInit, rankT5TokenId: scoreToken }],
-    ['G-Rerank', { kind: 'reranker', dir: join(gumbelOut, 'reranker'), rankT5TokenId: scoreToken }],
-  ] as const) {
-    log(`eval: ${name}`);
-    results.push(await evaluate({ ...common, ranker: ranker as never, name }, (p) => o.onStep?.(`eval ${name}`, p.done, p.total, {})));
+/** The reader: the shipped one or the run's cached one when their settings match, else trained now. */
+async function reader(o: DemoOptions, s: DemoSetup): Promise<string> {
+  if (readerMatches(SHIPPED_READER, s)) {
+    log(o)(`reader: using the shipped reader ${SHIPPED_READER} (rebuild: grerank demo --build-reader)`);
+    return SHIPPED_READER;
   }
+  const dir = join(o.out, 'reader');
+  if (readerMatches(dir, s)) log(o)(`reader: reusing ${dir}`);
+  else await buildReader(o, s, dir);
+  return dir;
+}
+
+/** `grerank demo --build-reader`: trains the reader of these settings into assets/demo-reader. */
+export async function buildShippedReader(o: DemoOptions): Promise<string> {
+  const s = setup(o);
+  await buildReader(o, s, SHIPPED_READER);
+  return SHIPPED_READER;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer().once('error', reject).listen(0, () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolvePort(p));
+    });
+  });
+}
+
+/** Runs a child `node` process; calls `onLine` with each stderr line; resolves with the exit code. */
+function runNode(args: string[], onLine: (line: string) => void): Promise<number> {
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let buf = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (buf) onLine(buf);
+      done(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15));
+    });
+  });
+}
+
+/** One step of the rank-0 log of a training job. */
+interface Point {
+  step: number;
+  loss: number;
+  maxWeight?: number;
+}
+
+/**
+ * Trains `method` with the real data-parallel runtime: the launcher, `o.workers` CPU workers,
+ * the ZeroMQ ring all-reduce, rank 0's Prometheus endpoint and checkpoints (a stopped demo
+ * resumes where it stopped). Returns rank 0's per-step curve.
+ */
+async function trainMethod(o: DemoOptions, s: DemoSetup, readerDir: string, rerankerInit: string, method: DemoMethod, port: number): Promise<Point[]> {
+  const out = join(o.out, method);
+  const curveFile = join(out, 'curve.json');
+  const args = [
+    LAUNCHER, '--cpu-workers', String(o.workers), '--metrics-port', String(port), '--max-restarts', '1',
+    '--reader', readerDir, '--reranker', rerankerInit, '--rankt5-token-id', String(s.scoreToken), '--method', method,
+    '--data', join(s.data, 'train.jsonl'), '--out', out, '--steps', String(o.rerankerSteps), '--batch-size', String(o.batchSize),
+    '--n-passages', String(o.candidates), '--k', String(o.k), '--tau', '0.5', '--kappa', '1',
+    '--text-maxlength', String(PASSAGE_LEN), '--pair-maxlength', String(PAIR_LEN), '--answer-maxlength', String(ANSWER_LEN),
+    '--lr', '1e-3', '--warmup-steps', String(Math.round(o.rerankerSteps / 10)), '--seed', String(o.seed),
+    '--save-every', String(Math.max(1, Math.round(o.rerankerSteps / 5))), '--keep', '1', '--resume', 'auto',
+    '--backend', o.backend, '--log-format', 'json', '--log-every', '1',
+  ];
+  const points: Point[] = existsSync(curveFile) ? (JSON.parse(readFileSync(curveFile, 'utf8')) as Point[]) : [];
+  const tail: string[] = [];
+  const code = await runNode(args, (line) => {
+    if (line.startsWith('{"rank":0,')) {
+      const l = JSON.parse(line) as { step: number; globalLoss: number; maxWeight?: number; total: number; 'ex/s': number };
+      const p: Point = { step: l.step, loss: l.globalLoss, ...(l.maxWeight !== undefined && { maxWeight: l.maxWeight }) };
+      // A resumed run repeats nothing: steps up to the checkpoint are already in the curve.
+      while (points.length > 0 && points[points.length - 1]!.step >= p.step) points.pop();
+      points.push(p);
+      o.onStep?.(DEMO_METHODS[method], l.step, l.total, { loss: l.globalLoss, ...(l.maxWeight !== undefined && { max_w: l.maxWeight }), 'ex/s': l['ex/s'] });
+    } else if (!line.startsWith('{"rank"') && line.trim()) {
+      tail.push(line);
+      if (/metrics: http|resumed from|restarting|stopped/.test(line)) log(o)(`${DEMO_METHODS[method]}: ${line.replace(/^\[\w+\] /, '')}`);
+    }
+  });
+  mkdirSync(out, { recursive: true });
+  writeFileSync(curveFile, JSON.stringify(points) + '\n');
+  if (code !== 0) throw new GrerankError(`${DEMO_METHODS[method]} training failed (exit ${code}); rerun to resume from its last checkpoint:\n${tail.slice(-8).join('\n')}`);
+  return points;
+}
+
+/** Runs `jobs` with at most `n` at a time, keeping their order in the result. */
+async function inParallel<T>(n: number, jobs: Array<() => Promise<T>>): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, jobs.length) }, async () => {
+      while (next < jobs.length) {
+        const i = next++;
+        results[i] = await jobs[i]!();
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * The whole pipeline on data it makes itself: a synthetic multi-hop benchmark, a word-level
+ * tokenizer, a small FiD reader trained from scratch on it (shipped prebuilt), a RankT5-style
+ * reranker initialised untrained, then G-Rerank and the four baselines each trained with the
+ * same budget by the data-parallel runtime, and the evaluation of all of them, the untrained
+ * reranker and the retriever's order: ranking, indirectly relevant passages, and the reader's
+ * answers from the reranked top-k.
+ */
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  for (const m of o.methods) if (!(m in DEMO_METHODS)) throw new GrerankError(`unknown demo method "${m}" (choose ${Object.keys(DEMO_METHODS).join(', ')})`);
+  const s = setup(o);
+  const readerDir = await reader(o, s);
+
+  const rerankerInit = join(o.out, 'reranker-untrained');
+  const cfg = t5Config({ vocabSize: s.hfConfig.vocab_size as number, dModel: o.dModel, dKv: o.dModel / 4, dFf: o.dModel * 4, numLayers: o.layers, numHeads: 4 });
+  saveModelDir(rerankerInit, o.out, initT5StateDict(cfg, o.seed + 2).tensors, { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson });
+
+  const port = o.metricsPort || (await freePort());
+  log(o)(`training ${o.methods.length} method(s) for ${o.rerankerSteps} steps each on ${o.workers} CPU workers (global batch ${o.batchSize * o.workers}); metrics on http://localhost:${port}/metrics while each runs`);
+  const curves = new Map<DemoMethod, Point[]>();
+  for (const m of o.methods) curves.set(m, await trainMethod(o, s, readerDir, rerankerInit, m, port));
+
+  // Evaluation on the test questions (reranker setting), with the reader's answers; as many in parallel as workers.
+  const test = join(s.data, 'test.jsonl');
+  const evalDir = join(o.out, 'eval');
+  mkdirSync(evalDir, { recursive: true });
+  const rankers: Array<[string, string, string[]]> = [
+    ['retriever order', 'retriever-order', ['--baseline', 'retriever-order']],
+    ['untrained reranker', 'untrained', ['--reranker', rerankerInit]],
+    ...o.methods.map((m): [string, string, string[]] => [DEMO_METHODS[m], m, ['--reranker', join(o.out, m, 'reranker')]]),
+  ];
+  const results = await inParallel(
+    o.workers,
+    rankers.map(([name, file, which]) => async () => {
+      const outFile = join(evalDir, `${file}.json`);
+      const tail: string[] = [];
+      const code = await runNode(
+        [CLI, 'eval', ...which, '--rankt5-token-id', String(s.scoreToken), '--reader', readerDir, '--data', test, '--k', String(o.k), ...(o.generate ? ['--generate'] : []),
+          ...(o.evalLimit ? ['--limit', String(o.evalLimit)] : []),
+          '--pair-maxlength', String(PAIR_LEN), '--text-maxlength', String(PASSAGE_LEN), '--max-answer-tokens', String(ANSWER_LEN), '--batch-size', '8',
+          '--name', name, '--out', outFile, '--backend', o.backend, '--log-format', 'json'],
+        (line) => {
+          if (line.startsWith('{')) {
+            const p = JSON.parse(line) as { done?: number; total?: number };
+            if (p.done !== undefined && p.total !== undefined) o.onStep?.(`eval ${name}`, p.done, p.total, {});
+          } else if (line.trim()) tail.push(line);
+        },
+      );
+      if (code !== 0) throw new GrerankError(`evaluation of ${name} failed (exit ${code}):\n${tail.slice(-8).join('\n')}`);
+      return JSON.parse(readFileSync(outFile, 'utf8')) as EvalResult;
+    }),
+  );
   const table = formatResults(results);
   const resultsFile = join(o.out, 'results.json');
   writeFileSync(
@@ -173,8 +329,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   );
   const curvesFile = join(o.out, 'curves.svg');
   writeCurvesSvg(curvesFile, [
-    { title: 'G-Rerank: reader loss', values: history.map((s) => s.loss) },
-    { title: 'G-Rerank: max sampling weight', values: history.map((s) => s.maxWeight ?? NaN) },
+    ...o.methods.map((m) => ({ title: `${DEMO_METHODS[m]}: training loss`, values: curves.get(m)!.map((p) => p.loss) })),
+    ...(curves.has('gumbel') ? [{ title: 'G-Rerank: max sampling weight', values: curves.get('gumbel')!.map((p) => p.maxWeight ?? NaN) }] : []),
   ]);
   return { results, table, resultsFile, curvesFile };
 }

@@ -1,0 +1,62 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEMO_DEFAULTS, runDemo, SHIPPED_READER, type DemoOptions } from '../src/demo/demo.js';
+import { removeDir, tempDir } from './helpers/cli.js';
+
+const STEPS = 12;
+const EVAL_QUESTIONS = 30;
+
+/**
+ * A reduced `npm start`: the default benchmark and the shipped reader, two methods for a short
+ * budget through the launcher with 2 CPU workers, ranking metrics on part of the test
+ * questions, then the same command again (what a user does after stopping it), which must
+ * reuse the finished training instead of repeating it.
+ */
+describe.skipIf(!existsSync(join(SHIPPED_READER, 'model.safetensors')))('the demo, reduced', () => {
+  const out = tempDir();
+  afterAll(() => removeDir(out));
+  const opts = (lines: string[]): DemoOptions => ({
+    ...DEMO_DEFAULTS,
+    out,
+    methods: ['gumbel', 'pdist'],
+    rerankerSteps: STEPS,
+    evalLimit: EVAL_QUESTIONS,
+    generate: false,
+    backend: 'wasm',
+    log: (l) => lines.push(l),
+  });
+
+  it('trains G-Rerank and a baseline through the launcher, evaluates all, and a rerun reuses the trained rerankers', async () => {
+    const lines: string[] = [];
+    const r = await runDemo(opts(lines));
+    expect(lines.join('\n')).toContain('using the shipped reader');
+    expect(r.results.map((x) => x.method)).toEqual(['retriever order', 'untrained reranker', 'G-Rerank', 'PDist']);
+    for (const x of r.results) {
+      expect(x.counts.questions).toBe(EVAL_QUESTIONS);
+      for (const m of ['R@5', 'NDCG@5', 'MRR', 'indirect R@5']) expect(x.metrics[m]).toBeGreaterThanOrEqual(0);
+    }
+    // Training moved the reranker: its rankings differ from the untrained one's somewhere.
+    const [, untrained, gumbel] = r.results;
+    expect(gumbel!.questions.some((q, i) => JSON.stringify(q.ranking) !== JSON.stringify(untrained!.questions[i]!.ranking))).toBe(true);
+    const saved = JSON.parse(readFileSync(r.resultsFile, 'utf8')) as Array<{ method: string; metrics: Record<string, number | null> }>;
+    expect(saved.map((x) => x.method)).toEqual(r.results.map((x) => x.method));
+    expect(readFileSync(r.curvesFile, 'utf8')).toContain('G-Rerank: max sampling weight');
+    for (const m of ['gumbel', 'pdist']) {
+      expect(readFileSync(join(out, m, 'checkpoints', 'latest'), 'utf8').trim()).toBe(`step-${String(STEPS).padStart(6, '0')}`);
+      const curve = JSON.parse(readFileSync(join(out, m, 'curve.json'), 'utf8')) as Array<{ step: number }>;
+      expect(curve.map((p) => p.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    }
+    const weights = readFileSync(join(out, 'gumbel', 'reranker', 'model.safetensors'));
+
+    // The same command again: every method resumes from its final checkpoint (no step is run
+    // twice), so the weights, the curves and the table stay the same.
+    const again: string[] = [];
+    const r2 = await runDemo(opts(again));
+    expect(again.join('\n')).toMatch(/G-Rerank: resumed from \S+step-0000(\d+) \(step (\d+)\)/);
+    expect(readFileSync(join(out, 'gumbel', 'reranker', 'model.safetensors')).equals(weights)).toBe(true);
+    expect(r2.table).toBe(r.table);
+    const curve = JSON.parse(readFileSync(join(out, 'gumbel', 'curve.json'), 'utf8')) as Array<{ step: number }>;
+    expect(curve).toHaveLength(STEPS);
+  }, 600_000);
+});
