@@ -21,19 +21,16 @@ import { initBackend, type BackendChoice } from '../backend/index.js';
 import type { RerankBatch } from '../data/batch.js';
 import { chooseTarget, encodeBatch } from '../data/encode.js';
 import { TokenizePool } from '../data/pool.js';
-import { readExamples, type Example } from '../data/examples.js';
+import type { Example } from '../data/examples.js';
 import { GrerankError } from '../errors.js';
 import { readJsonFile } from '../io/checkpoint.js';
 import { saveModelDir } from '../io/export.js';
-import { loadTokenizer } from '../io/tokenizer.js';
 import { GumbelObjective } from '../methods/gumbel.js';
 import { makeObjective } from '../methods/index.js';
-import { RerankerScorer, WeightTable, type Scorer } from '../methods/scorer.js';
-import { FidReader } from '../models/fid.js';
-import { loadReranker, type LoadedReranker } from '../models/load.js';
+import type { WeightTable } from '../methods/scorer.js';
 import { Progress } from '../obs/progress.js';
-import { configDifferences, EXIT_PREEMPTED, loadCheckpoint, resolveResume, saveCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
-import { checkpointContents, checkTrainEval, isEvalStep, METHODS, restoreWeights, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
+import { EXIT_PREEMPTED, resolveResume, saveCheckpoint } from '../train/checkpoint.js';
+import { checkpointContents, checkTrainEval, isEvalStep, loadResumable, loadTrainingModels, METHODS, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
 import { Trainer, type StepStats } from '../train/step.js';
 import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
@@ -44,7 +41,6 @@ import { planEpoch, stepsPerEpoch } from './plan.js';
 import { createGradientReducer } from './reducer.js';
 import { DistError, RingTransport, ringEndpoints } from './transport.js';
 
-const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
 const STATS_STREAM = 0x7ffffff0;
 const METRICS_STREAM = 0x7ffffff1;
 const EVAL_STREAM = 0x7ffffff2;
@@ -214,30 +210,11 @@ export async function runWorker(
   // What the checkpoints record as the config: a different world size changes the data plan.
   const savedConfig = { ...cfg, distributed: { worldSize: id.worldSize } };
   const ckpt = opts.checkpoints;
-  let resumed: LoadedCheckpoint | undefined;
-  const resumeDir = ckpt ? resumeDirOf(ckpt.resume, cfg.out, restarts) : undefined;
-  if (resumeDir) {
-    resumed = loadCheckpoint(resumeDir);
-    const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(savedConfig)) as object);
-    if (diff.length > 0) throw new GrerankError(`${resumeDir}: cannot resume: the training config differs in ${diff.join(', ')}`);
-    if (id.rank === 0) process.stderr.write(`resumed from ${resumeDir} (step ${resumed.state.step})\n`);
-  }
+  const resumed = loadResumable(ckpt ? resumeDirOf(ckpt.resume, cfg.out, restarts) : undefined, savedConfig);
+  if (resumed && id.rank === 0) process.stderr.write(`resumed from ${resumed.dir} (step ${resumed.state.step})\n`);
   if (opts.eval && cfg.method === 'weights') throw new GrerankError('--eval-every needs a reranker: method weights learns per-question weights of the training questions only');
   if (opts.eval && id.rank === 0) await checkTrainEval(opts.eval);
-  const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
-  if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
-  const readerTok = loadTokenizer(cfg.reader);
-  const reader = await FidReader.load(cfg.reader);
-  let loaded: LoadedReranker | undefined;
-  let scorer: Scorer;
-  if (cfg.method === 'weights') {
-    scorer = new WeightTable(examples.length, cfg.encode.nPassages);
-  } else {
-    loaded = await loadReranker(cfg.reranker!, { rankT5TokenId: cfg.rankT5TokenId });
-    if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
-    scorer = new RerankerScorer(loaded.reranker);
-  }
-  if (resumed) restoreWeights(resumed, scorer, loaded);
+  const { examples, readerTok, reader, loaded, scorer } = await loadTrainingModels(cfg, resumed);
   const perEpoch = stepsPerEpoch(examples.length, cfg.batchSize, id.worldSize);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
   // Gumbel noise is keyed by (step, example), so it needs no state; the baselines' generator does.

@@ -40,9 +40,6 @@ class TensorRef {
   ) {}
 }
 
-class Mark {}
-const MARK = new Mark();
-
 /** Safetensors dtype names of the typed storage classes torch pickles. */
 const STORAGE_DTYPES: Record<string, string> = {
   FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16',

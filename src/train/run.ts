@@ -7,7 +7,7 @@ import { readExamples, type Example } from '../data/examples.js';
 import { GrerankError } from '../errors.js';
 import { checkLabels, EVAL_DEFAULTS, evaluateLoaded, type EvalModels } from '../eval/evaluate.js';
 import { saveModelDir } from '../io/export.js';
-import { loadTokenizer } from '../io/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
 import { GUMBEL_DEFAULTS, hardTopK, type GumbelOptions } from '../gumbel/mask.js';
 import { makeObjective, OBJECTIVES, type ObjectiveName } from '../methods/index.js';
 import { RerankerScorer, WeightTable, type Scorer } from '../methods/scorer.js';
@@ -211,28 +211,8 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   if (hooks.eval && cfg.method === 'weights') throw new GrerankError('--eval-every needs a reranker: method weights learns per-question weights of the training questions only');
   if (hooks.eval) await checkTrainEval(hooks.eval);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
-  let resumed: LoadedCheckpoint | undefined;
-  const resumeDir = ckpt?.resume ? resolveResume(ckpt.resume, cfg.out) : undefined;
-  if (resumeDir) {
-    const dir = resumeDir;
-    resumed = loadCheckpoint(dir);
-    const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(cfg)) as object);
-    if (diff.length > 0) throw new GrerankError(`${dir}: cannot resume: the training config differs in ${diff.join(', ')}`);
-  }
-  const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
-  if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
-  const readerTok = loadTokenizer(cfg.reader);
-  const reader = await FidReader.load(cfg.reader);
-  let loaded: LoadedReranker | undefined;
-  let scorer: Scorer;
-  if (cfg.method === 'weights') {
-    scorer = new WeightTable(examples.length, cfg.encode.nPassages);
-  } else {
-    loaded = await loadReranker(cfg.reranker!, { rankT5TokenId: cfg.rankT5TokenId });
-    if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
-    scorer = new RerankerScorer(loaded.reranker);
-  }
-  if (resumed) restoreWeights(resumed, scorer, loaded);
+  const resumed = ckpt?.resume ? loadResumable(resolveResume(ckpt.resume, cfg.out), cfg) : undefined;
+  const { examples, readerTok, reader, loaded, scorer } = await loadTrainingModels(cfg, resumed);
   const perEpoch = Math.ceil(examples.length / cfg.batchSize);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
   const noiseRng = new Rng(resumed ? resumed.state.rng.gumbel : cfg.seed + 17);
@@ -303,6 +283,40 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     reader.dispose();
     loaded?.reranker.dispose();
   }
+}
+
+/**
+ * The checkpoint in `dir` (none when undefined), refused in one line when it was written with a
+ * training config that differs from `config` (the config as the checkpoints record it).
+ */
+export function loadResumable(dir: string | undefined, config: object): LoadedCheckpoint | undefined {
+  if (!dir) return undefined;
+  const resumed = loadCheckpoint(dir);
+  const diff = configDifferences(resumed.config, JSON.parse(JSON.stringify(config)) as object);
+  if (diff.length > 0) throw new GrerankError(`${dir}: cannot resume: the training config differs in ${diff.join(', ')}`);
+  return resumed;
+}
+
+/** What a reranker training loop trains with: the data, the frozen reader, and the reranker (or Algorithm 2's table) with a checkpoint's weights. */
+export async function loadTrainingModels(
+  cfg: TrainConfig,
+  resumed: LoadedCheckpoint | undefined,
+): Promise<{ examples: Example[]; readerTok: TextTokenizer; reader: FidReader; loaded: LoadedReranker | undefined; scorer: Scorer }> {
+  const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
+  if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
+  const readerTok = loadTokenizer(cfg.reader);
+  const reader = await FidReader.load(cfg.reader);
+  let loaded: LoadedReranker | undefined;
+  let scorer: Scorer;
+  if (cfg.method === 'weights') {
+    scorer = new WeightTable(examples.length, cfg.encode.nPassages);
+  } else {
+    loaded = await loadReranker(cfg.reranker!, { rankT5TokenId: cfg.rankT5TokenId });
+    if (cfg.freezeEmbeddings) loaded.reranker.params.freeze(EMBEDDING_NAMES.filter((n) => loaded!.reranker.params.params.has(n)));
+    scorer = new RerankerScorer(loaded.reranker);
+  }
+  if (resumed) restoreWeights(resumed, scorer, loaded);
+  return { examples, readerTok, reader, loaded, scorer };
 }
 
 /** Puts a checkpoint's optimizer state into `trainer`; returns where the loop continues (0s for a fresh start). */
