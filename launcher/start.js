@@ -35,7 +35,8 @@ function usage() {
 --config   trains with the settings of FILE (see 'grerank train --help')
 --cpu-workers N, --gpus N
            N data-parallel workers on this node (under SLURM: on every node of the job);
-           --batch-size is then per worker, the global batch is batch-size x world size
+           --batch-size is then per worker, the global batch is
+           batch-size x world size x --accumulation-steps (default 1)
 --metrics-port P
            with workers: rank 0 serves Prometheus metrics of every rank on http://HOST:P/metrics
            (default 9464; 0 turns it off)

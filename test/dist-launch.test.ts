@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { deviceAssignment, expandHostlist, parseSlurmEnv, portForJob, resolveLaunch, workerIdentity } from '../src/dist/launch.js';
 import { planEpoch, stepsPerEpoch } from '../src/dist/plan.js';
+import { microBatches } from '../src/train/run.js';
 
 describe('SLURM hostlists and environment', () => {
   it('expands compressed hostlists', () => {
@@ -86,5 +87,16 @@ describe('per-epoch data plan', () => {
     const one = planEpoch(20, 3, 0, 4, 1);
     const two = planEpoch(20, 3, 0, 2, 2);
     expect(two.map((s) => s.flat())).toEqual(one.map((s) => s.flat()));
+  });
+
+  it('with accumulation, a worker gets its micro-batches in one slice: global batch = B × workers × accumulation', () => {
+    const one = planEpoch(20, 3, 0, 4, 1);
+    const acc = planEpoch(20, 3, 0, 1, 2, 2);
+    expect(acc).toHaveLength(stepsPerEpoch(20, 1, 2, 2));
+    expect(stepsPerEpoch(20, 1, 2, 2)).toBe(5);
+    expect(acc.every((s) => s.every((slice) => slice.length === 2))).toBe(true);
+    expect(acc.map((s) => s.flat())).toEqual(one.map((s) => s.flat()));
+    expect(microBatches(acc[0]![1]!, 1)).toEqual([[acc[0]![1]![0]], [acc[0]![1]![1]]]);
+    expect(() => planEpoch(20, 3, 0, 1, 2, 0)).toThrow(/accumulation/);
   });
 });

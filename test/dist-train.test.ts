@@ -75,7 +75,20 @@ describe('data-parallel training over the ZeroMQ ring', () => {
       if (relDiff(y, original.get(name)!.data as Float32Array) > 1e-4) moved++;
     }
     expect(moved).toBeGreaterThan(0);
-  }, 300_000);
+
+    // Gradient accumulation: 2 workers × 2 micro-batches of 1 make the same global batch of 4.
+    const acc = launch(2, [...common(join(work, 'acc'), steps, 1), '--accumulation-steps', '2']);
+    expect(acc.code, acc.stderr).toBe(0);
+    for (let s = 1; s <= steps; s++) {
+      const single = one.logs.find((l) => l.step === s)!.loss;
+      expect(Math.abs(acc.logs.find((l) => l.step === s && l.rank === 0)!.globalLoss - single) / Math.abs(single)).toBeLessThan(1e-5);
+    }
+    const c = readSafetensors(join(work, 'acc', 'reranker', 'model.safetensors'));
+    for (const [name, t] of b) expect(relDiff(c.get(name)!.data as Float32Array, t.data as Float32Array), name).toBeLessThanOrEqual(1e-5);
+    const accCfg = JSON.parse(readFileSync(join(work, 'acc', 'train-config.json'), 'utf8')) as { accumulationSteps: number; distributed: { globalBatch: number } };
+    expect(accCfg.accumulationSteps).toBe(2);
+    expect(accCfg.distributed.globalBatch).toBe(4);
+  }, 420_000);
 
   it('rank 0 serves every rank\'s Prometheus metrics while the job runs', async () => {
     const port = await new Promise<number>((resolve) => {

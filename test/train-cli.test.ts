@@ -86,6 +86,23 @@ describe('grerank train (single process)', () => {
     expect([...w[0].ranking].sort()).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('--accumulation-steps: micro-batches per update, recorded in the config; a bad value is one line', () => {
+    const data = join(work, 'acc.jsonl');
+    dataset(data, 4);
+    const out = join(work, 'acc');
+    const args = ['train', '--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', '2', '--batch-size', '1', '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '6', '--log-every', '1', '--log-format', 'json'];
+    const r = grerank([...args, '--accumulation-steps', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(events.map((e) => e.step)).toEqual([1, 2]);
+    expect(JSON.parse(readFileSync(join(out, 'train-config.json'), 'utf8')).accumulationSteps).toBe(2);
+    const bad = grerank([...args, '--accumulation-steps', '0']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--accumulation-steps/);
+    const reader = grerank(['train', '--train', 'reader', '--reader', model, '--data', data, '--out', join(work, 'acc-r'), '--steps', '1', '--accumulation-steps', '2']);
+    expect(reader.stderr).toContain('error: --accumulation-steps applies to reranker training only (not --train reader)');
+  });
+
   it('rejects bad data with one line naming the file, the line and the field', () => {
     const data = join(work, 'bad.jsonl');
     writeFileSync(data, JSON.stringify({ question: 'q?', answers: ['a'], ctxs: [{ title: 't', text: 'x' }] }) + '\n' + JSON.stringify({ question: 'q?', answers: [], ctxs: [] }) + '\n');

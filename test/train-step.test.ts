@@ -6,7 +6,8 @@ import { RerankerScorer, WeightTable, type Scorer } from '../src/methods/scorer.
 import { FidReader } from '../src/models/fid.js';
 import { RankT5 } from '../src/models/rankt5.js';
 import { T5Model } from '../src/models/t5.js';
-import { forwardBackward, Trainer } from '../src/train/step.js';
+import { accumulate, forwardBackward, targetTokens, Trainer } from '../src/train/step.js';
+import { makeObjective } from '../src/methods/index.js';
 import { Rng } from '../src/util/rng.js';
 import type { RerankBatch } from '../src/data/batch.js';
 import { randomBatch, TINY_T5 } from './helpers/tiny.js';
@@ -99,7 +100,7 @@ describe('G-Rerank training step on tiny checkpoints', () => {
 
   it('skips the update when the loss is not finite, and counts it', async () => {
     const table = new WeightTable(2, 8);
-    const trainer = new Trainer(table, reader, { name: 'nan', loss: (scores) => ({ loss: tf.div(tf.sum(scores), 0) as tf.Scalar }) }, {
+    const trainer = new Trainer(table, reader, { name: 'nan', meanOver: 'queries', loss: (scores) => ({ loss: tf.div(tf.sum(scores), 0) as tf.Scalar }) }, {
       schedule: { lr: 0.1, warmupSteps: 0, totalSteps: 1, kind: 'constant' },
       clipNorm: 1,
     });
@@ -109,5 +110,93 @@ describe('G-Rerank training step on tiny checkpoints', () => {
     expect(trainer.step).toBe(0);
     expect(Array.from(table.weightsOf(0)).every((x) => x === 0)).toBe(true);
     trainer.dispose();
+  });
+});
+
+/** Two batches as one (rows of b2 after b1). */
+function concatBatches(x: RerankBatch, y: RerankBatch): RerankBatch {
+  const cat = (a: Int32Array, c: Int32Array) => Int32Array.from([...a, ...c]);
+  return {
+    ...x,
+    b: x.b + y.b,
+    pairIds: cat(x.pairIds, y.pairIds),
+    pairMask: cat(x.pairMask, y.pairMask),
+    passageIds: cat(x.passageIds, y.passageIds),
+    passageMask: cat(x.passageMask, y.passageMask),
+    labels: cat(x.labels, y.labels),
+    index: cat(x.index, y.index),
+  };
+}
+
+function gradRelDiff(a: tf.Tensor[], b: tf.Tensor[]): number {
+  let d = 0;
+  let n = 0;
+  a.forEach((g, i) => {
+    const x = g.dataSync();
+    const y = b[i]!.dataSync();
+    for (let j = 0; j < x.length; j++) {
+      d += (x[j]! - y[j]!) ** 2;
+      n += y[j]! ** 2;
+    }
+  });
+  return Math.sqrt(d / n);
+}
+
+describe('gradient accumulation', () => {
+  // Different target lengths per micro-batch: the token-mean loss of the whole batch is not the
+  // plain mean of the micro-batch losses, so the weighting is what this checks.
+  const first = randomBatch(11, 2, 8, 8, 4);
+  first.labels.set([-100, -100, -100], 1);
+  const second = { ...randomBatch(12, 3, 8, 8, 4), index: Int32Array.from([2, 3, 4]) };
+  const whole = concatBatches(first, second);
+
+  it('target tokens count the labels that are not padding', () => {
+    expect(targetTokens(first)).toBe(5);
+    expect(targetTokens(second)).toBe(12);
+  });
+
+  for (const method of ['gumbel', 'pdist'] as const) {
+    it(`${method}: micro-batches give the loss and gradient of the whole batch (<= 1e-5 relative)`, async () => {
+      const ranker = new RankT5(await T5Model.load(TINY_T5, { trainable: true }), 10);
+      const scorer = new RerankerScorer(ranker);
+      const objective = () => (method === 'gumbel' ? new GumbelObjective(GUMBEL, new Rng(1), 5) : makeObjective('pdist', { gumbel: GUMBEL, temperatureScore: 1, temperatureGold: 1 }, new Rng(1)));
+      const before = tf.memory().numTensors;
+      const ref = forwardBackward(scorer, objective(), reader, whole);
+      const obj = objective();
+      const acc = accumulate([first, second], obj.meanOver, (b) => forwardBackward(scorer, obj, reader, b));
+      expect(Math.abs(acc.loss - ref.loss) / Math.abs(ref.loss)).toBeLessThan(1e-5);
+      expect(gradRelDiff(acc.grads, ref.grads)).toBeLessThan(1e-5);
+      expect(acc.weights!.length).toBe(whole.b * whole.n);
+      // The other weighting is measurably wrong: the test can fail.
+      const wrong = accumulate([first, second], obj.meanOver === 'tokens' ? 'queries' : 'tokens', (b) => forwardBackward(scorer, obj, reader, b));
+      expect(gradRelDiff(wrong.grads, ref.grads)).toBeGreaterThan(1e-3);
+      tf.dispose([...ref.grads, ...acc.grads, ...wrong.grads]);
+      expect(tf.memory().numTensors).toBe(before);
+      ranker.dispose();
+    });
+  }
+
+  it('Trainer.trainStep over micro-batches makes the same update as over the whole batch', async () => {
+    const update = async (batches: RerankBatch | RerankBatch[]) => {
+      const ranker = new RankT5(await T5Model.load(TINY_T5, { trainable: true }), 10);
+      const scorer = new RerankerScorer(ranker);
+      const trainer = new Trainer(scorer, reader, new GumbelObjective(GUMBEL, new Rng(1), 5), { schedule: { lr: 1e-3, warmupSteps: 0, totalSteps: 2, kind: 'constant' }, clipNorm: 1 });
+      const init = scorer.variables().map((v) => v.clone());
+      const stats = await trainer.trainStep(batches);
+      const params = scorer.variables().map((v, i) => tf.sub(v, init[i]!));
+      tf.dispose(init);
+      trainer.dispose();
+      ranker.dispose();
+      return { stats, params };
+    };
+    const a = await update([first, second]);
+    const b = await update(whole);
+    expect(a.stats.examples).toBe(5);
+    expect(Math.abs(a.stats.loss - b.stats.loss)).toBeLessThan(1e-5 * Math.abs(b.stats.loss));
+    // The global norm of the (accumulated) gradient, before clipping.
+    expect(Math.abs(a.stats.gradNorm - b.stats.gradNorm)).toBeLessThan(1e-5 * b.stats.gradNorm);
+    // The updates themselves (AdamW's first step is close to sign(g), so compare the moves).
+    expect(gradRelDiff(a.params, b.params)).toBeLessThan(1e-4);
+    tf.dispose([...a.params, ...b.params]);
   });
 });

@@ -10,7 +10,7 @@ import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED } from '../train/checkpoint.js';
 import { readerConfigOf, trainJoint, READER_LR_DEFAULT } from '../train/joint.js';
 import { trainReader } from '../train/reader.js';
-import { METHODS, TRAIN_DEFAULTS, TRAIN_TARGETS, trainReranker, type TrainConfig, type TrainEvalEvent, type TrainHooks, type TrainTarget } from '../train/run.js';
+import { METHODS, normaliseAccumulation, TRAIN_DEFAULTS, TRAIN_TARGETS, trainReranker, type TrainConfig, type TrainEvalEvent, type TrainHooks, type TrainTarget } from '../train/run.js';
 import { action } from './run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -39,6 +39,7 @@ export function registerTrain(program: Command): void {
     .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, num('--steps', true, 0))
     .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, num('--epochs', true, 1))
     .option('--batch-size <n>', `questions per update [${d.batchSize}]`, num('--batch-size', true, 1))
+    .option('--accumulation-steps <n>', 'micro-batches of --batch-size summed into one update (gradient accumulation) [1]', num('--accumulation-steps', true, 1))
     .option('--n-passages <n>', `candidates per question (top-k of n) [${d.encode.nPassages}]`, num('--n-passages', true, 1))
     .option('--text-maxlength <n>', `reader tokens per passage [${d.encode.passageMaxLength}]`, num('--text-maxlength', true, 4))
     .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.encode.pairMaxLength}]`, num('--pair-maxlength', true, 4))
@@ -85,6 +86,8 @@ export function registerTrain(program: Command): void {
         if (o.rankt5TokenId !== undefined) cfg.rankT5TokenId = o.rankt5TokenId as number;
         if (o.freezeEmbeddings) cfg.freezeEmbeddings = true;
         for (const k of ['reader', 'reranker', 'data', 'out', 'method', 'steps', 'epochs', 'batchSize', 'lr', 'warmupSteps', 'weightDecay', 'clipNorm', 'schedule', 'seed', 'limit', 'logEvery', 'temperatureScore', 'temperatureGold'] as const) flag(k, o[k]);
+        if (o.accumulationSteps !== undefined) cfg.accumulationSteps = o.accumulationSteps as number;
+        normaliseAccumulation(cfg);
         if (o.nPassages !== undefined) cfg.encode.nPassages = o.nPassages as number;
         if (o.textMaxlength !== undefined) cfg.encode.passageMaxLength = o.textMaxlength as number;
         if (o.pairMaxlength !== undefined) cfg.encode.pairMaxLength = o.pairMaxlength as number;
@@ -97,6 +100,7 @@ export function registerTrain(program: Command): void {
         if (o.readerLr !== undefined) cfg.readerLr = o.readerLr as number;
         for (const k of ['reader', 'data', 'out'] as const) if (!cfg[k]) throw new GrerankError(`--${k} is required (or set "${k}" in --config)`);
         const target: TrainTarget = cfg.train ?? 'reranker';
+        if (target !== 'reranker' && cfg.accumulationSteps) throw new GrerankError(`--accumulation-steps applies to reranker training only (not --train ${target})`);
         const hooks: TrainHooks = {};
         if (o.evalEvery !== undefined || o.evalData !== undefined) {
           if (o.evalData === undefined) throw new GrerankError('--eval-every needs --eval-data FILE (labelled eval data)');
@@ -169,7 +173,7 @@ export function registerTrain(program: Command): void {
           // The data phase and token count of the step about to run, from the batch hook.
           let batchInfo: { seconds: number; tokens: number } | undefined;
           if (metrics) {
-            hooks.onBatch = (batch, seconds) => (batchInfo = { seconds, tokens: batchTokens(batch) });
+            hooks.onBatch = (batches, seconds) => (batchInfo = { seconds, tokens: batches.reduce((a, b) => a + batchTokens(b), 0) });
             hooks.onCheckpoint = () => metrics!.recordCheckpoint();
           }
           const result = await trainReranker(cfg, (s, total) => {

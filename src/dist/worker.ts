@@ -30,7 +30,7 @@ import { makeObjective } from '../methods/index.js';
 import type { WeightTable } from '../methods/scorer.js';
 import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED, resolveResume, saveCheckpoint } from '../train/checkpoint.js';
-import { checkpointContents, checkTrainEval, isEvalStep, loadResumable, loadTrainingModels, METHODS, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
+import { checkpointContents, checkTrainEval, isEvalStep, loadResumable, microBatches, normaliseAccumulation, loadTrainingModels, METHODS, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
 import { Trainer, type StepStats } from '../train/step.js';
 import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
@@ -99,6 +99,7 @@ const FLAGS: Record<string, keyof TrainConfig> = {
   '--steps': 'steps',
   '--epochs': 'epochs',
   '--batch-size': 'batchSize',
+  '--accumulation-steps': 'accumulationSteps',
   '--lr': 'lr',
   '--warmup-steps': 'warmupSteps',
   '--weight-decay': 'weightDecay',
@@ -162,6 +163,7 @@ export function parseWorkerArgs(argv: readonly string[]): { cfg: TrainConfig; op
   if (cfg.method !== 'weights' && !cfg.reranker) throw new GrerankError(`--reranker is required for method ${cfg.method}`);
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new GrerankError(`--batch-size must be a positive integer`);
+  normaliseAccumulation(cfg);
   for (const [flag, n, min] of [['--save-every', ck.saveEvery, 0], ['--keep', ck.keep, 1], ['--tokenize-threads', opts.tokenizeThreads, 0]] as const) {
     if (!Number.isInteger(n) || n < min) throw new GrerankError(`${flag} must be an integer >= ${min}, got ${n}`);
   }
@@ -215,7 +217,8 @@ export async function runWorker(
   if (opts.eval && cfg.method === 'weights') throw new GrerankError('--eval-every needs a reranker: method weights learns per-question weights of the training questions only');
   if (opts.eval && id.rank === 0) await checkTrainEval(opts.eval);
   const { examples, readerTok, reader, loaded, scorer } = await loadTrainingModels(cfg, resumed);
-  const perEpoch = stepsPerEpoch(examples.length, cfg.batchSize, id.worldSize);
+  const accumulation = cfg.accumulationSteps ?? 1;
+  const perEpoch = stepsPerEpoch(examples.length, cfg.batchSize, id.worldSize, accumulation);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
   // Gumbel noise is keyed by (step, example), so it needs no state; the baselines' generator does.
   const noiseRng = new Rng(resumed ? resumed.state.rng.gumbel : cfg.seed + 17);
@@ -251,17 +254,20 @@ export async function runWorker(
       metrics?.recordCheckpoint();
     };
     let stopped: NodeJS.Signals | undefined;
-    // This rank's batch at (epoch, cursor), tokenised in the pool's thread when there is one.
+    // This rank's micro-batches at (epoch, cursor), tokenised in the pool's thread when there is one.
     const plans = new Map<number, number[][][]>();
-    const encodeAt = (e: number, c: number): Promise<RerankBatch> => {
-      if (!plans.has(e)) plans.set(e, planEpoch(examples.length, cfg.seed, e, cfg.batchSize, id.worldSize));
+    const encodeAt = (e: number, c: number): Promise<RerankBatch[]> => {
+      if (!plans.has(e)) plans.set(e, planEpoch(examples.length, cfg.seed, e, cfg.batchSize, id.worldSize, accumulation));
       plans.delete(e - 1);
-      const idx = plans.get(e)![c]![id.rank]!;
-      // The answer target of each example from (seed, epoch, index), not from one stream.
-      const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, e, i, 0x2545f491])) }));
-      return pool ? pool.encode(chosen, idx, cfg.encode, pairs.kind) : encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
+      return Promise.all(
+        microBatches(plans.get(e)![c]![id.rank]!, cfg.batchSize).map((idx) => {
+          // The answer target of each example from (seed, epoch, index), not from one stream.
+          const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, e, i, 0x2545f491])) }));
+          return pool ? pool.encode(chosen, idx, cfg.encode, pairs.kind) : encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
+        }),
+      );
     };
-    let prefetched: Promise<RerankBatch> | undefined;
+    let prefetched: Promise<RerankBatch[]> | undefined;
     while (step < total && !stopped) {
       if (cursor >= perEpoch) {
         epoch++;
@@ -269,16 +275,16 @@ export async function runWorker(
       }
       {
         const tData = performance.now();
-        const batch = await (prefetched ?? encodeAt(epoch, cursor));
+        const batches = await (prefetched ?? encodeAt(epoch, cursor));
         const dataSeconds = (performance.now() - tData) / 1000;
         // The next batch is tokenised while this step trains.
         prefetched = pool && step + 1 < total ? (cursor + 1 < perEpoch ? encodeAt(epoch, cursor + 1) : encodeAt(epoch + 1, 0)) : undefined;
         if (gumbel) gumbel.step = step;
-        const stats: StepStats = await trainer.trainStep(batch);
+        const stats: StepStats = await trainer.trainStep(batches);
         step++;
         cursor++;
         if (metrics) {
-          metrics.recordStep({ ...stats, tokens: batchTokens(batch), seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
+          metrics.recordStep({ ...stats, tokens: batches.reduce((a, b) => a + batchTokens(b), 0), seconds: { ...stats.seconds, data: dataSeconds } }, reduce?.stats.bytes);
           // Every rank's registry reaches rank 0, which serves them all (a collective call).
           if (transport && step % cfg.logEvery === 0) {
             const snaps = await ringAllGather(transport, await metrics.snapshotBytes(), { step, stream: METRICS_STREAM, timeoutMs: id.timeoutMs });
@@ -322,7 +328,7 @@ export async function runWorker(
     }
     if (id.rank === 0) {
       mkdirSync(cfg.out, { recursive: true });
-      writeFileSync(join(cfg.out, 'train-config.json'), JSON.stringify({ ...cfg, distributed: { worldSize: id.worldSize, globalBatch: cfg.batchSize * id.worldSize } }, null, 2) + '\n');
+      writeFileSync(join(cfg.out, 'train-config.json'), JSON.stringify({ ...cfg, distributed: { worldSize: id.worldSize, globalBatch: cfg.batchSize * id.worldSize * accumulation } }, null, 2) + '\n');
       if (loaded) saveModelDir(join(cfg.out, 'reranker'), cfg.reranker!, loaded.reranker.params.toRaw());
       else {
         const table = scorer as WeightTable;

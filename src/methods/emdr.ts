@@ -23,6 +23,7 @@ export const EMDR_DEFAULTS: EmdrOptions = { temperatureScore: DISTILL_DEFAULTS.t
  */
 export class EmdrObjective implements Objective {
   readonly name = 'emdr';
+  readonly meanOver = 'tokens' as const;
   readonly opts: EmdrOptions;
   /** log p_LM(a_t | q, d_k, a_<t) [B, N, T] of the prepared batch, 0 on padding (until `release`). */
   tokenLogProbs?: tf.Tensor3D;

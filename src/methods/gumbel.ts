@@ -34,6 +34,7 @@ export function keyedGumbelNoise(seed: number, step: number, index: ArrayLike<nu
  */
 export class GumbelObjective implements Objective {
   readonly name = 'gumbel';
+  readonly meanOver = 'tokens' as const;
   /** Global step for keyed noise (ignored without `noiseSeed`). */
   step = 0;
 

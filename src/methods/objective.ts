@@ -31,6 +31,12 @@ export interface ObjectiveOutput {
  */
 export interface Objective {
   readonly name: string;
+  /**
+   * What `loss` is a mean over: the batch's target tokens (the reader's LM loss, as transformers
+   * averages it) or its queries. Gradient accumulation weights micro-batches by it, so that
+   * accumulated micro-batches give the gradient of the whole batch's loss.
+   */
+  readonly meanOver: 'tokens' | 'queries';
   prepare?(inputs: StepInputs): void;
   loss(scores: tf.Tensor2D, inputs: StepInputs): ObjectiveOutput;
   /** Releases what prepare kept. */

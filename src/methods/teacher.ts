@@ -271,6 +271,7 @@ export function klToStudent(scores: tf.Tensor2D, logTarget: tf.Tensor2D, tempera
  */
 export abstract class DistillationObjective implements Objective {
   abstract readonly name: string;
+  readonly meanOver = 'queries' as const;
   readonly opts: DistillOptions;
   /** The teacher scores s [B, N] of the prepared batch (until `release`). */
   teacherScores?: tf.Tensor2D;

@@ -42,6 +42,12 @@ export interface TrainConfig {
   steps: number;
   epochs: number;
   batchSize: number;
+  /**
+   * Micro-batches of batchSize summed into one update (gradient accumulation): the update is
+   * that of a batch of batchSize × accumulationSteps (× world size), with the memory of one
+   * micro-batch. Left out when 1, so older checkpoints' configs still match.
+   */
+  accumulationSteps?: number;
   encode: EncodeSpec;
   lr: number;
   warmupSteps: number;
@@ -89,6 +95,21 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'reader' | 'data' | 'out'> = {
 
 /** Word-embedding tables of the supported rerankers (RankT5's is also its tied LM head). */
 const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
+
+/** Drops `accumulationSteps` when it is 1 (the configs of older checkpoints lack it); refuses a bad value in one line. */
+export function normaliseAccumulation(cfg: TrainConfig): void {
+  const a = cfg.accumulationSteps;
+  if (a === undefined) return;
+  if (!Number.isInteger(a) || a < 1) throw new GrerankError(`--accumulation-steps must be a positive integer, got ${a}`);
+  if (a === 1) delete cfg.accumulationSteps;
+}
+
+/** Splits an update's indices into micro-batches of `size` (gradient accumulation), in order. */
+export function microBatches(indices: readonly number[], size: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < indices.length; i += size) out.push(indices.slice(i, i + size));
+  return out;
+}
 
 /** The deterministic order of epoch `epoch`: a permutation seeded by (seed, epoch). */
 export function epochOrder(count: number, seed: number, epoch: number): number[] {
@@ -153,7 +174,7 @@ export interface TrainHooks {
   /** Called after every evaluation (a metrics exporter can publish them). */
   onEval?: (e: TrainEvalEvent) => void;
   /** trainReranker: called with each encoded batch and the seconds its encoding took, before its step (the metrics' data phase). */
-  onBatch?: (batch: RerankBatch, seconds: number) => void;
+  onBatch?: (batches: readonly RerankBatch[], seconds: number) => void;
   /** trainReranker: called after every checkpoint written, with its directory and reason. */
   onCheckpoint?: (dir: string, reason: string) => void;
 }
@@ -213,7 +234,9 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
   if (cfg.gumbel.k < 1 || cfg.gumbel.k > cfg.encode.nPassages) throw new GrerankError(`k = ${cfg.gumbel.k} must lie in [1, n-passages = ${cfg.encode.nPassages}]`);
   const resumed = ckpt?.resume ? loadResumable(resolveResume(ckpt.resume, cfg.out), cfg) : undefined;
   const { examples, readerTok, reader, loaded, scorer } = await loadTrainingModels(cfg, resumed);
-  const perEpoch = Math.ceil(examples.length / cfg.batchSize);
+  const accumulation = cfg.accumulationSteps ?? 1;
+  const perUpdate = cfg.batchSize * accumulation;
+  const perEpoch = Math.ceil(examples.length / perUpdate);
   const total = cfg.steps > 0 ? cfg.steps : perEpoch * cfg.epochs;
   const noiseRng = new Rng(resumed ? resumed.state.rng.gumbel : cfg.seed + 17);
   const objective = makeObjective(cfg.method, { gumbel: cfg.gumbel, temperatureScore: cfg.temperatureScore, temperatureGold: cfg.temperatureGold }, noiseRng);
@@ -245,14 +268,17 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
         cursor = 0;
         order = epochOrder(examples.length, cfg.seed, epoch);
       }
-      const idx = order.slice(cursor, cursor + cfg.batchSize);
+      const idx = order.slice(cursor, cursor + perUpdate);
       const tData = performance.now();
-      const batch = await encodeBatch(idx.map((i) => examples[i]!), idx, readerTok, loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5', tokenizer: readerTok }, cfg.encode, targetRng);
-      hooks.onBatch?.(batch, (performance.now() - tData) / 1000);
-      const stats = await trainer.trainStep(batch);
+      const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
+      const batches: RerankBatch[] = [];
+      // In order: the answer targets come from one stream, as for one batch of perUpdate.
+      for (const m of microBatches(idx, cfg.batchSize)) batches.push(await encodeBatch(m.map((i) => examples[i]!), m, readerTok, pairs, cfg.encode, targetRng));
+      hooks.onBatch?.(batches, (performance.now() - tData) / 1000);
+      const stats = await trainer.trainStep(batches);
       history.push(stats);
       done++;
-      cursor += cfg.batchSize;
+      cursor += perUpdate;
       onStep?.(stats, total);
       if (hooks.eval && loaded && isEvalStep(hooks.eval, done, total)) {
         await runTrainEval(hooks.eval, { reranker: loaded, reader: { reader, tokenizer: readerTok } }, cfg, done, total, hooks.onEval);

@@ -63,6 +63,46 @@ export function forwardBackward(scorer: Scorer, objective: Objective, reader: Fi
   }
 }
 
+/** Target tokens of a batch (labels that are not padding). */
+export function targetTokens(batch: RerankBatch): number {
+  let n = 0;
+  for (const id of batch.labels) if (id >= 0) n++;
+  return n;
+}
+
+/**
+ * Runs `run` on each micro-batch and combines the results into those of the whole batch: with
+ * the loss a mean over `meanOver` units, micro-batch i enters with weight units_i / sum(units).
+ * One micro-batch is returned as it is (no rescaling, so results stay bit-identical).
+ */
+export function accumulate(micro: readonly RerankBatch[], meanOver: 'tokens' | 'queries', run: (b: RerankBatch) => GradientResult): GradientResult {
+  if (micro.length === 1) return run(micro[0]!);
+  const units = micro.map((b) => (meanOver === 'tokens' ? targetTokens(b) : b.b));
+  const total = units.reduce((a, u) => a + u, 0) || 1;
+  let sum: tf.Tensor[] | undefined;
+  let loss = 0;
+  const masks: Float32Array[] = [];
+  const weights: Float32Array[] = [];
+  for (let i = 0; i < micro.length; i++) {
+    const r = run(micro[i]!);
+    const w = units[i]! / total;
+    loss += r.loss * w;
+    const prev = sum;
+    sum = tf.tidy(() => r.grads.map((g, j) => (prev ? tf.add(prev[j]!, tf.mul(g, w)) : tf.mul(g, w))));
+    tf.dispose([...r.grads, ...(prev ?? [])]);
+    if (r.mask) masks.push(r.mask);
+    if (r.weights) weights.push(r.weights);
+  }
+  const cat = (xs: Float32Array[]): Float32Array | undefined => {
+    if (xs.length !== micro.length) return undefined;
+    const out = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
+    let at = 0;
+    for (const x of xs) out.set(x, (at += x.length) - x.length);
+    return out;
+  };
+  return { loss, grads: sum!, mask: cat(masks), weights: cat(weights) };
+}
+
 export interface TrainerOptions {
   schedule: ScheduleOptions;
   /** Global gradient-norm clip (0 disables). */
@@ -116,9 +156,17 @@ export class Trainer {
     return this.optimizer.step;
   }
 
-  async trainStep(batch: RerankBatch): Promise<StepStats> {
+  /**
+   * One optimizer update. Several micro-batches (gradient accumulation) are run one after the
+   * other and their gradients summed with the weights that make the sum the gradient of the
+   * concatenated batch's loss (by target tokens or queries, as the objective averages), so
+   * accumulation changes memory, not the result.
+   */
+  async trainStep(batches: RerankBatch | readonly RerankBatch[]): Promise<StepStats> {
+    const micro = Array.isArray(batches) ? (batches as readonly RerankBatch[]) : [batches as RerankBatch];
+    if (micro.length === 0) throw new RangeError('trainStep: no batch');
     const t0 = performance.now();
-    const res = forwardBackward(this.scorer, this.objective, this.reader, batch);
+    const res = accumulate(micro, this.objective.meanOver, (b) => forwardBackward(this.scorer, this.objective, this.reader, b));
     const t1 = performance.now();
     let grads = res.grads;
     let nonFinite = !Number.isFinite(res.loss);
@@ -143,11 +191,11 @@ export class Trainer {
       lr,
       gradNorm: clipped.norm,
       skipped: nonFinite,
-      examples: batch.b,
+      examples: micro.reduce((a, b) => a + b.b, 0),
       seconds: { forwardBackward: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, optimizer: (t3 - t2) / 1000 },
     };
-    if (res.weights) Object.assign(stats, weightStats(res.weights, batch.b, batch.n));
-    if (res.mask) stats.maskMax = weightStats(res.mask, batch.b, batch.n).maxWeight;
+    if (res.weights) Object.assign(stats, weightStats(res.weights, stats.examples, micro[0]!.n));
+    if (res.mask) stats.maskMax = weightStats(res.mask, stats.examples, micro[0]!.n).maxWeight;
     return stats;
   }
 
