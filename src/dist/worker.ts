@@ -262,7 +262,10 @@ export async function runWorker(
       return Promise.all(
         microBatches(plans.get(e)![c]![id.rank]!, cfg.batchSize).map((idx) => {
           // The answer target of each example from (seed, epoch, index), not from one stream.
-          const chosen: Example[] = idx.map((i) => ({ ...examples[i]!, target: chooseTarget(examples[i]!, new Rng([cfg.seed + 29, e, i, 0x2545f491])) }));
+          const chosen: Example[] = idx.map((i) => {
+            const ex = examples.get(i);
+            return { ...ex, target: chooseTarget(ex, new Rng([cfg.seed + 29, e, i, 0x2545f491])) };
+          });
           return pool ? pool.encode(chosen, idx, cfg.encode, pairs.kind) : encodeBatch(chosen, idx, readerTok, pairs, cfg.encode);
         }),
       );
@@ -332,7 +335,7 @@ export async function runWorker(
       if (loaded) saveModelDir(join(cfg.out, 'reranker'), cfg.reranker!, loaded.reranker.params.toRaw());
       else {
         const table = scorer as WeightTable;
-        writeFileSync(join(cfg.out, 'weights.json'), JSON.stringify(examples.map((ex, i) => ({ id: ex.id, weights: Array.from(table.weightsOf(i)) }))) + '\n');
+        writeFileSync(join(cfg.out, 'weights.json'), JSON.stringify(Array.from({ length: examples.length }, (_, i) => ({ id: examples.get(i).id, weights: Array.from(table.weightsOf(i)) }))) + '\n');
       }
     }
     // Nobody leaves before rank 0 has written the result.
@@ -342,6 +345,7 @@ export async function runWorker(
   } finally {
     stopReq?.dispose();
     await pool?.close();
+    examples.close();
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();

@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RerankBatch } from '../data/batch.js';
 import { encodeBatch, DEFAULT_ENCODE_SPEC, type EncodeSpec } from '../data/encode.js';
+import { Dataset } from '../data/dataset.js';
 import { readExamples, type Example } from '../data/examples.js';
 import { GrerankError } from '../errors.js';
 import { checkLabels, EVAL_DEFAULTS, evaluateLoaded, type EvalModels } from '../eval/evaluate.js';
@@ -273,7 +274,7 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
       const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
       const batches: RerankBatch[] = [];
       // In order: the answer targets come from one stream, as for one batch of perUpdate.
-      for (const m of microBatches(idx, cfg.batchSize)) batches.push(await encodeBatch(m.map((i) => examples[i]!), m, readerTok, pairs, cfg.encode, targetRng));
+      for (const m of microBatches(idx, cfg.batchSize)) batches.push(await encodeBatch(examples.getMany(m), m, readerTok, pairs, cfg.encode, targetRng));
       hooks.onBatch?.(batches, (performance.now() - tData) / 1000);
       const stats = await trainer.trainStep(batches);
       history.push(stats);
@@ -300,11 +301,12 @@ export async function trainReranker(cfg: TrainConfig, onStep?: (s: StepStats, to
     if (loaded) {
       saveModelDir(join(cfg.out, 'reranker'), cfg.reranker!, loaded.reranker.params.toRaw());
     } else {
-      writeFileSync(join(cfg.out, 'weights.json'), JSON.stringify(weightsReport(scorer as WeightTable, examples, cfg.gumbel.k)) + '\n');
+      writeFileSync(join(cfg.out, 'weights.json'), JSON.stringify(weightsReport(scorer as WeightTable, examples.getMany(Array.from({ length: examples.length }, (_, i) => i)), cfg.gumbel.k)) + '\n');
     }
     return { steps: trainer.step, skipped: trainer.skippedSteps, history, outDir: cfg.out, checkpoint: lastCheckpoint, resumedFrom: resumed?.dir };
   } finally {
     stop?.dispose();
+    examples.close();
     trainer.dispose();
     reader.dispose();
     loaded?.reranker.dispose();
@@ -327,9 +329,13 @@ export function loadResumable(dir: string | undefined, config: object): LoadedCh
 export async function loadTrainingModels(
   cfg: TrainConfig,
   resumed: LoadedCheckpoint | undefined,
-): Promise<{ examples: Example[]; readerTok: TextTokenizer; reader: FidReader; loaded: LoadedReranker | undefined; scorer: Scorer }> {
-  const { examples } = await readExamples(cfg.data, { limit: cfg.limit });
-  if (examples.length === 0) throw new GrerankError(`${cfg.data}: no examples`);
+): Promise<{ examples: Dataset; readerTok: TextTokenizer; reader: FidReader; loaded: LoadedReranker | undefined; scorer: Scorer }> {
+  // An index of byte offsets, not the parsed file: each rank parses only the examples it trains on.
+  const examples = await Dataset.open(cfg.data, { limit: cfg.limit });
+  if (examples.length === 0) {
+    examples.close();
+    throw new GrerankError(`${cfg.data}: no examples`);
+  }
   const readerTok = loadTokenizer(cfg.reader);
   const reader = await FidReader.load(cfg.reader);
   let loaded: LoadedReranker | undefined;
