@@ -43,6 +43,9 @@ function usage() {
 --max-restarts N
            with workers: when a worker fails, restart all from the latest checkpoint of --out
            up to N times (default 2), then exit 1 naming the rank
+--heartbeat-timeout S
+           with workers: a worker that sends no heartbeat for S seconds (alive but hung) is
+           named and killed, and all restart as after a failure (default 60; 0 turns it off)
 --resume latest|auto|DIR, --save-every N, --keep N, --eval-every N --eval-data FILE
            as in 'grerank train'; SIGTERM or SIGUSR1 makes the workers save a checkpoint and
            exit 75 (EX_TEMPFAIL), for SLURM preemption and requeue
@@ -82,6 +85,18 @@ let maxRestarts = 2;
     args.splice(i, 2);
   }
 }
+let heartbeatTimeout = 60;
+{
+  const i = args.indexOf('--heartbeat-timeout');
+  if (i >= 0) {
+    heartbeatTimeout = Number(args[i + 1]);
+    if (!Number.isFinite(heartbeatTimeout) || heartbeatTimeout < 0) {
+      process.stderr.write('error: --heartbeat-timeout needs a non-negative number of seconds\n');
+      process.exit(2);
+    }
+    args.splice(i, 2);
+  }
+}
 const distributed = asked || Number(process.env.SLURM_NNODES ?? '1') > 1;
 if (!distributed || args.includes('--demo')) {
   const rest = args.filter((a) => a !== '--demo');
@@ -92,6 +107,7 @@ if (!distributed || args.includes('--demo')) {
 
 const { resolveLaunch, deviceAssignment, WORKER_ENV } = await import(join(root, 'dist', 'dist', 'launch.js'));
 const { newJobSecret } = await import(join(root, 'dist', 'dist', 'transport.js'));
+const { HeartbeatMonitor, HEARTBEAT_ENV, heartbeatInterval } = await import(join(root, 'dist', 'dist', 'heartbeat.js'));
 let plan;
 let devices;
 try {
@@ -120,6 +136,20 @@ function runGeneration(restarts) {
     let preempted = 0;
     let remaining = workers;
     children = [];
+    const ranks = Array.from({ length: workers }, (_, i) => plan.rankOffset + i);
+    const monitor = new HeartbeatMonitor(ranks, heartbeatTimeout * 1000, Date.now());
+    const fail = (f, except) => {
+      if (failure) return;
+      failure = f;
+      for (const c of children) if (c !== except && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    };
+    const watch = setInterval(() => {
+      const [late] = monitor.overdue(Date.now());
+      if (!late || failure) return;
+      const cause = `sent no heartbeat for ${(late.silentMs / 1000).toFixed(1)} s${late.step !== undefined ? ` (last at step ${late.step})` : ''}: hung or stopped`;
+      log(`rank ${late.rank} ${cause}; stopping all workers`);
+      fail({ rank: late.rank, cause });
+    }, Math.min(1000, heartbeatInterval(heartbeatTimeout * 1000)));
     for (let i = 0; i < workers; i++) {
       const rank = plan.rankOffset + i;
       const env = {
@@ -132,6 +162,7 @@ function runGeneration(restarts) {
         [WORKER_ENV.ipcDir]: ipcDir,
         [WORKER_ENV.secret]: secret,
         [WORKER_ENV.restarts]: String(restarts),
+        [HEARTBEAT_ENV]: heartbeatTimeout > 0 ? String(heartbeatInterval(heartbeatTimeout * 1000)) : '0',
         CUDA_VISIBLE_DEVICES: devices[i],
         // One compute thread per worker.
         OMP_NUM_THREADS: '1',
@@ -139,18 +170,22 @@ function runGeneration(restarts) {
         TF_NUM_INTEROP_THREADS: '1',
         UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2',
       };
-      const child = spawn(process.execPath, [workerJs, ...args], { stdio: 'inherit', env });
+      // The fourth stdio entry is the IPC channel the heartbeats travel on.
+      const child = spawn(process.execPath, [workerJs, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env });
       log(`rank ${rank} pid ${child.pid}`);
       children.push(child);
+      child.on('message', (m) => monitor.beat(m, Date.now()));
       child.on('exit', (code, signal) => {
         remaining--;
+        monitor.forget(rank);
         if (code === EXIT_PREEMPTED) preempted++;
         else if ((code !== 0 || signal) && !failure) {
-          failure = { rank, code, signal };
-          log(`rank ${rank} failed (${signal ? `killed by signal ${signal}` : `exit code ${code}`}); stopping the other workers`);
-          for (const c of children) if (c !== child && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+          const cause = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
+          log(`rank ${rank} failed (${cause}); stopping the other workers`);
+          fail({ rank, code, signal, cause }, child);
         }
         if (remaining === 0) {
+          clearInterval(watch);
           rmSync(ipcDir, { recursive: true, force: true });
           resolve({ failure, preempted });
         }
@@ -176,7 +211,7 @@ for (let restarts = 0; ; restarts++) {
     }
     process.exit(0);
   }
-  const why = failure.signal ? `was killed by signal ${failure.signal}` : `exited with code ${failure.code}`;
+  const why = failure.cause;
   // Exit 2 is bad input (config, data, checkpoint): a restart would fail the same way.
   if (stopping || restarts >= maxRestarts || failure.code === 2) {
     process.stderr.write(`error: worker rank ${failure.rank} ${why}${restarts > 0 ? ` (after ${restarts} restart(s))` : ''}\n`);

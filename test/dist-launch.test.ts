@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deviceAssignment, expandHostlist, parseSlurmEnv, portForJob, resolveLaunch, workerIdentity } from '../src/dist/launch.js';
+import { HeartbeatMonitor, heartbeatInterval } from '../src/dist/heartbeat.js';
 import { planEpoch, stepsPerEpoch } from '../src/dist/plan.js';
 import { microBatches } from '../src/train/run.js';
 
@@ -98,5 +99,22 @@ describe('per-epoch data plan', () => {
     expect(acc.map((s) => s.flat())).toEqual(one.map((s) => s.flat()));
     expect(microBatches(acc[0]![1]!, 1)).toEqual([[acc[0]![1]![0]], [acc[0]![1]![1]]]);
     expect(() => planEpoch(20, 3, 0, 1, 2, 0)).toThrow(/accumulation/);
+  });
+});
+
+describe('heartbeat monitor', () => {
+  it('names the ranks silent for longer than the timeout, ignores strangers, and forgets exited ranks', () => {
+    const m = new HeartbeatMonitor([4, 5], 1000, 0);
+    expect(m.overdue(900)).toEqual([]);
+    m.beat({ type: 'heartbeat', rank: 4, step: 7 }, 900);
+    m.beat({ type: 'heartbeat', rank: 9, step: 1 }, 900); // not one of ours
+    m.beat('noise', 900);
+    expect(m.overdue(1500)).toEqual([{ rank: 5, silentMs: 1500, step: undefined }]);
+    expect(m.overdue(2500).map((x) => [x.rank, x.step])).toEqual([[5, undefined], [4, 7]]);
+    m.forget(5);
+    expect(m.overdue(2500).map((x) => x.rank)).toEqual([4]);
+    expect(new HeartbeatMonitor([0], 0, 0).overdue(1e9)).toEqual([]);
+    expect(heartbeatInterval(60_000)).toBe(10_000);
+    expect(heartbeatInterval(600)).toBe(250);
   });
 });

@@ -163,6 +163,39 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     expect(elapsed).toBeLessThan(timeoutMs);
     expect(stderr).toContain('error: worker rank 1 was killed by signal SIGKILL');
   }, 180_000);
+
+  it('a worker that is alive but hung (SIGSTOP) is named by the heartbeat monitor and all are stopped', async () => {
+    // The ring would notice only after an hour here: the heartbeat is what catches it.
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--max-restarts', '0', '--heartbeat-timeout', '3', ...common(join(work, 'hung'), 100000, 1)], {
+      env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: '3600000' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    let stoppedAt = 0;
+    let pid = 0;
+    const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no step from rank 1 in time:\n${stderr}`)), 120_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        pid ||= Number(/rank 1 pid (\d+)/.exec(stderr)?.[1] ?? 0);
+        if (!stoppedAt && pid && /"rank":1,"step":2,/.test(stderr)) {
+          process.kill(pid, 'SIGSTOP');
+          stoppedAt = performance.now();
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const code = await done;
+    const elapsed = performance.now() - stoppedAt;
+    expect(code).toBe(1);
+    expect(elapsed).toBeGreaterThan(2500);
+    expect(elapsed).toBeLessThan(30_000);
+    expect(stderr).toMatch(/error: worker rank 1 sent no heartbeat for \d+\.\d s \(last at step \d+\): hung or stopped/);
+    // The stopped process was killed, not left behind.
+    expect(() => process.kill(pid, 0)).toThrow();
+  }, 180_000);
 });
 
 describe('restarts and preemption of a data-parallel job', () => {

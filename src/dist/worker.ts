@@ -37,6 +37,7 @@ import { Rng } from '../util/rng.js';
 import { ringAllGather, ringBarrier } from './allreduce.js';
 import { ChecksumGuard } from './checksum.js';
 import { WORKER_ENV, workerIdentity, type WorkerIdentity } from './launch.js';
+import { startHeartbeat } from './heartbeat.js';
 import { planEpoch, stepsPerEpoch } from './plan.js';
 import { createGradientReducer } from './reducer.js';
 import { DistError, RingTransport, ringEndpoints } from './transport.js';
@@ -360,6 +361,7 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const { cfg, opts } = parseWorkerArgs(argv);
   const id = workerIdentity(process.env, argv);
+  const heartbeat = startHeartbeat(id.rank);
   await pinOneThread(opts.backend);
   const backend = await initBackend(opts.backend, { quiet: id.rank !== 0 });
   const metrics = new TrainingMetrics({ rank: id.rank, node: id.rankHosts[id.rank] ?? hostname() });
@@ -376,6 +378,7 @@ async function main(): Promise<number> {
     opts,
     id,
     (l) => {
+      heartbeat.progress(l.step);
       examples += l.examples;
       const rate = examples / ((performance.now() - t0) / 1000);
       if (opts.logFormat === 'json') process.stderr.write(JSON.stringify({ ...l, 'ex/s': rate }) + '\n');
@@ -387,6 +390,7 @@ async function main(): Promise<number> {
     restarts,
   );
   await server?.close();
+  heartbeat.stop();
   const { logs } = result;
   if (id.rank !== 0) return result.interrupted ? EXIT_PREEMPTED : 0;
   const secs = (performance.now() - t0) / 1000;
