@@ -73,30 +73,20 @@ for (const flag of ['--gpus', '--cpu-workers']) {
     args.splice(i, 2);
   }
 }
-let maxRestarts = 2;
-{
-  const i = args.indexOf('--max-restarts');
-  if (i >= 0) {
-    maxRestarts = Number(args[i + 1]);
-    if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
-      process.stderr.write('error: --max-restarts needs a non-negative integer\n');
-      process.exit(2);
-    }
-    args.splice(i, 2);
+/** Removes `flag VALUE` (the launcher's own options) from args; exits 2 on a bad value. */
+function takeOption(flag, fallback, ok, needs) {
+  const i = args.indexOf(flag);
+  if (i < 0) return fallback;
+  const v = Number(args[i + 1]);
+  if (!ok(v)) {
+    process.stderr.write(`error: ${flag} needs ${needs}\n`);
+    process.exit(2);
   }
+  args.splice(i, 2);
+  return v;
 }
-let heartbeatTimeout = 60;
-{
-  const i = args.indexOf('--heartbeat-timeout');
-  if (i >= 0) {
-    heartbeatTimeout = Number(args[i + 1]);
-    if (!Number.isFinite(heartbeatTimeout) || heartbeatTimeout < 0) {
-      process.stderr.write('error: --heartbeat-timeout needs a non-negative number of seconds\n');
-      process.exit(2);
-    }
-    args.splice(i, 2);
-  }
-}
+const maxRestarts = takeOption('--max-restarts', 2, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+const heartbeatTimeout = takeOption('--heartbeat-timeout', 60, (v) => Number.isFinite(v) && v >= 0, 'a non-negative number of seconds');
 const distributed = asked || Number(process.env.SLURM_NNODES ?? '1') > 1;
 if (!distributed || args.includes('--demo')) {
   const rest = args.filter((a) => a !== '--demo');

@@ -135,43 +135,18 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     for (const e of evals) expect(e.metrics['R@2']).toBeGreaterThanOrEqual(0);
   }, 300_000);
 
-  it('kill -9 of one worker mid-run: the launcher exits non-zero, naming the rank, within the all-reduce timeout', async () => {
-    const timeoutMs = 5000;
-    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--max-restarts', '0', ...common(join(work, 'fault'), 100000, 1)], {
-      env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: String(timeoutMs) },
+  /**
+   * Starts a 2-worker launcher that would run for ever; once rank 1 has logged step 2, sends it
+   * `signal`. Resolves with the launcher's exit code, its stderr, rank 1's pid and the time
+   * from the signal to the launcher's exit.
+   */
+  async function signalRank1(signal: NodeJS.Signals, extra: string[], out: string, env: Record<string, string>) {
+    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--max-restarts', '0', ...extra, ...common(join(work, out), 100000, 1)], {
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
-    let killedAt = 0;
-    const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no step from rank 1 in time:\n${stderr}`)), 120_000);
-      child.stderr!.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        const pid = /rank 1 pid (\d+)/.exec(stderr)?.[1];
-        if (!killedAt && pid && /"rank":1,"step":2,/.test(stderr)) {
-          process.kill(Number(pid), 'SIGKILL');
-          killedAt = performance.now();
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    const code = await done;
-    const elapsed = performance.now() - killedAt;
-    expect(code).not.toBe(0);
-    expect(elapsed).toBeLessThan(timeoutMs);
-    expect(stderr).toContain('error: worker rank 1 was killed by signal SIGKILL');
-  }, 180_000);
-
-  it('a worker that is alive but hung (SIGSTOP) is named by the heartbeat monitor and all are stopped', async () => {
-    // The ring would notice only after an hour here: the heartbeat is what catches it.
-    const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', '--max-restarts', '0', '--heartbeat-timeout', '3', ...common(join(work, 'hung'), 100000, 1)], {
-      env: { ...process.env, GRERANK_DIST_TIMEOUT_MS: '3600000' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    let stoppedAt = 0;
+    let signalledAt = 0;
     let pid = 0;
     const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await new Promise<void>((resolve, reject) => {
@@ -179,22 +154,35 @@ describe('data-parallel training over the ZeroMQ ring', () => {
       child.stderr!.on('data', (d: Buffer) => {
         stderr += d.toString();
         pid ||= Number(/rank 1 pid (\d+)/.exec(stderr)?.[1] ?? 0);
-        if (!stoppedAt && pid && /"rank":1,"step":2,/.test(stderr)) {
-          process.kill(pid, 'SIGSTOP');
-          stoppedAt = performance.now();
+        if (!signalledAt && pid && /"rank":1,"step":2,/.test(stderr)) {
+          process.kill(pid, signal);
+          signalledAt = performance.now();
           clearTimeout(timer);
           resolve();
         }
       });
     });
     const code = await done;
-    const elapsed = performance.now() - stoppedAt;
-    expect(code).toBe(1);
-    expect(elapsed).toBeGreaterThan(2500);
-    expect(elapsed).toBeLessThan(30_000);
-    expect(stderr).toMatch(/error: worker rank 1 sent no heartbeat for \d+\.\d s \(last at step \d+\): hung or stopped/);
+    return { code, stderr, pid, elapsed: performance.now() - signalledAt };
+  }
+
+  it('kill -9 of one worker mid-run: the launcher exits non-zero, naming the rank, within the all-reduce timeout', async () => {
+    const timeoutMs = 5000;
+    const r = await signalRank1('SIGKILL', [], 'fault', { GRERANK_DIST_TIMEOUT_MS: String(timeoutMs) });
+    expect(r.code).not.toBe(0);
+    expect(r.elapsed).toBeLessThan(timeoutMs);
+    expect(r.stderr).toContain('error: worker rank 1 was killed by signal SIGKILL');
+  }, 180_000);
+
+  it('a worker that is alive but hung (SIGSTOP) is named by the heartbeat monitor and all are stopped', async () => {
+    // The ring would notice only after an hour here: the heartbeat is what catches it.
+    const r = await signalRank1('SIGSTOP', ['--heartbeat-timeout', '3'], 'hung', { GRERANK_DIST_TIMEOUT_MS: '3600000' });
+    expect(r.code).toBe(1);
+    expect(r.elapsed).toBeGreaterThan(2500);
+    expect(r.elapsed).toBeLessThan(30_000);
+    expect(r.stderr).toMatch(/error: worker rank 1 sent no heartbeat for \d+\.\d s \(last at step \d+\): hung or stopped/);
     // The stopped process was killed, not left behind.
-    expect(() => process.kill(pid, 0)).toThrow();
+    expect(() => process.kill(r.pid, 0)).toThrow();
   }, 180_000);
 });
 
