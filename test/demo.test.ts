@@ -4,8 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_DEFAULTS, runDemo, SHIPPED_READER, type DemoOptions } from '../src/demo/demo.js';
 import { removeDir, tempDir } from './helpers/cli.js';
 
-const STEPS = 12;
-const EVAL_QUESTIONS = 30;
+const STEPS = 40;
+const EVAL_QUESTIONS = 60;
 
 /**
  * A reduced `npm start`: the default benchmark and the shipped reader, two methods for a short
@@ -36,9 +36,16 @@ describe.skipIf(!existsSync(join(SHIPPED_READER, 'model.safetensors')))('the dem
       expect(x.counts.questions).toBe(EVAL_QUESTIONS);
       for (const m of ['R@5', 'NDCG@5', 'MRR', 'indirect R@5']) expect(x.metrics[m]).toBeGreaterThanOrEqual(0);
     }
-    // Training moved the reranker: its rankings differ from the untrained one's somewhere.
+    // G-Rerank learned from the reader's loss alone: its top-5 holds clearly more gold passages
+    // than the untrained reranker's (measured at 40 steps: see docs/demo.md), and its sampling
+    // distribution sharpened (the paper's Figure 4 signal).
     const [, untrained, gumbel] = r.results;
-    expect(gumbel!.questions.some((q, i) => JSON.stringify(q.ranking) !== JSON.stringify(untrained!.questions[i]!.ranking))).toBe(true);
+    process.stderr.write(`[demo test] R@5 untrained ${untrained!.metrics['R@5']} G-Rerank ${gumbel!.metrics['R@5']}; indirect R@5 ${untrained!.metrics['indirect R@5']} / ${gumbel!.metrics['indirect R@5']}\n`);
+    expect(gumbel!.metrics['R@5']!).toBeGreaterThan(untrained!.metrics['R@5']! + 0.1);
+    const points = JSON.parse(readFileSync(join(out, 'gumbel', 'curve.json'), 'utf8')) as Array<{ maxWeight: number }>;
+    const mean = (xs: Array<{ maxWeight: number }>) => xs.reduce((a, p) => a + p.maxWeight, 0) / xs.length;
+    process.stderr.write(`[demo test] max sampling weight: first 5 steps ${mean(points.slice(0, 5))}, last 5 ${mean(points.slice(-5))}\n`);
+    expect(mean(points.slice(-5))).toBeGreaterThan(mean(points.slice(0, 5)) + 0.05);
     const saved = JSON.parse(readFileSync(r.resultsFile, 'utf8')) as Array<{ method: string; metrics: Record<string, number | null> }>;
     expect(saved.map((x) => x.method)).toEqual(r.results.map((x) => x.method));
     expect(readFileSync(r.curvesFile, 'utf8')).toContain('G-Rerank: max sampling weight');

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { buildShippedReader, DEMO_DEFAULTS, DEMO_METHODS, runDemo, type DemoMethod, type DemoOptions } from '../demo/demo.js';
 import { GrerankError } from '../errors.js';
@@ -14,7 +14,7 @@ function int(name: string, min = 1): (v: string) => number {
 }
 
 /** Settings of `--quick`: a smoke test of every stage in a couple of minutes. */
-const QUICK: Partial<DemoOptions> = { trainQuestions: 120, testQuestions: 40, readerSteps: 150, rerankerSteps: 20 };
+const QUICK: Partial<DemoOptions> = { readerQuestions: 400, trainQuestions: 120, testQuestions: 40, readerSteps: 150, readerBatchSize: 4, rerankerSteps: 20 };
 
 export function registerDemo(program: Command): void {
   const d = DEMO_DEFAULTS;
@@ -24,9 +24,11 @@ export function registerDemo(program: Command): void {
     .option('--out <dir>', 'run directory (a rerun resumes and reuses what it holds)', 'runs/demo')
     .option('--quick', `a much smaller run for a smoke test (${Object.entries(QUICK).map(([k, v]) => `${k} ${v}`).join(', ')})`)
     .option('--seed <n>', `seed of data and weights [${d.seed}]`, int('--seed', 0))
-    .option('--train-questions <n>', `synthetic training questions [${d.trainQuestions}]`, int('--train-questions'))
+    .option('--reader-questions <n>', `synthetic training questions, all of which the reader learns from [${d.readerQuestions}]`, int('--reader-questions'))
+    .option('--train-questions <n>', `the first n of them train the rerankers [${d.trainQuestions}]`, int('--train-questions'))
     .option('--test-questions <n>', `synthetic test questions [${d.testQuestions}]`, int('--test-questions'))
     .option('--reader-steps <n>', `reader training steps when no matching reader is shipped or cached [${d.readerSteps}]`, int('--reader-steps'))
+    .addOption(new Option('--reranker-init <from>', `the untrained reranker's weights: the reader's T5 (RankT5's recipe) or random [${d.rerankerInit}]`).choices(['reader', 'random']))
     .option('--reranker-steps <n>', `training steps of every method (the same budget) [${d.rerankerSteps}]`, int('--reranker-steps'))
     .option('--batch-size <n>', `questions per worker and step [${d.batchSize}]`, int('--batch-size'))
     .option('--workers <n>', `CPU worker processes of each training job (and parallel evaluations) [${d.workers}]`, int('--workers'))
@@ -48,10 +50,12 @@ export function registerDemo(program: Command): void {
           ...d,
           ...(o.quick ? QUICK : {}),
           ...given('seed'),
+          ...given('readerQuestions'),
           ...given('trainQuestions'),
           ...given('testQuestions'),
           ...given('readerSteps'),
           ...given('rerankerSteps'),
+          ...given('rerankerInit'),
           ...given('batchSize'),
           ...given('workers'),
           ...given('metricsPort'),

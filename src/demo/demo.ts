@@ -3,14 +3,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateSynth, writeSynth } from '../data/synth.js';
+import { generateSynth, wordOverlap, writeSynth, type SynthExample, type SynthPassage } from '../data/synth.js';
 import { wordTokenizerJson } from '../data/vocab-tokenizer.js';
 import { GrerankError } from '../errors.js';
 import { formatResults, type EvalResult } from '../eval/evaluate.js';
 import { saveModelDir } from '../io/export.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { tokenizerFromJson } from '../io/tokenizer.js';
 import { initT5StateDict, t5Config } from '../models/t5-init.js';
 import { trainReader, READER_TRAIN_DEFAULTS } from '../train/reader.js';
+import { Rng } from '../util/rng.js';
 import { writeCurvesSvg } from './curves.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,10 +29,22 @@ export type DemoMethod = keyof typeof DEMO_METHODS;
 export interface DemoOptions {
   out: string;
   seed: number;
+  /** Training questions of the benchmark: the reader learns from all of them. */
+  readerQuestions: number;
+  /** The first n of them are the rerankers' training data (train.jsonl). */
   trainQuestions: number;
   testQuestions: number;
   /** Reader training steps, when no matching trained reader is at hand. */
   readerSteps: number;
+  /** Questions per reader update. */
+  readerBatchSize: number;
+  /** Passages per question the reader is trained with: the gold ones plus look-alike and random distractors. */
+  readerPassages: number;
+  /**
+   * Where the untrained reranker's weights come from: the reader's T5 (as RankT5 starts from a
+   * pretrained T5, with no ranking training) or random.
+   */
+  rerankerInit: 'reader' | 'random';
   /** Training steps of every reranker method (the same budget for all). */
   rerankerSteps: number;
   /** Questions per worker and step (the global batch is batchSize × workers). */
@@ -56,9 +70,13 @@ export interface DemoOptions {
 
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'out'> = {
   seed: 0,
-  trainQuestions: 1000,
+  readerQuestions: 20000,
+  trainQuestions: 2000,
   testQuestions: 200,
-  readerSteps: 4000,
+  readerSteps: 5000,
+  readerBatchSize: 16,
+  readerPassages: 6,
+  rerankerInit: 'reader',
   rerankerSteps: 150,
   batchSize: 2,
   workers: 2,
@@ -90,6 +108,8 @@ export interface DemoResult {
 /** The data, tokenizer and model configuration every stage shares. */
 interface DemoSetup {
   data: string;
+  /** All training questions (the reader's data). */
+  readerTrain: readonly SynthExample[];
   tokFile: string;
   tokJson: string;
   hfConfig: Record<string, unknown>;
@@ -102,8 +122,9 @@ interface DemoSetup {
 function setup(o: DemoOptions): DemoSetup {
   mkdirSync(o.out, { recursive: true });
   const data = join(o.out, 'data');
-  const synth = generateSynth({ seed: o.seed, train: o.trainQuestions, dev: 0, test: o.testQuestions, candidates: o.candidates });
-  writeSynth(data, synth);
+  if (o.trainQuestions > o.readerQuestions) throw new GrerankError(`--train-questions (${o.trainQuestions}) cannot exceed the reader's ${o.readerQuestions} training questions`);
+  const synth = generateSynth({ seed: o.seed, train: o.readerQuestions, dev: 0, test: o.testQuestions, candidates: o.candidates });
+  writeSynth(data, { ...synth, splits: { ...synth.splits, train: synth.splits.train.slice(0, o.trainQuestions) } });
   const tokJson = wordTokenizerJson([...synth.vocab, ...TEMPLATE_WORDS], [SCORE_TOKEN]);
   const tok = tokenizerFromJson(tokJson);
   const tokFile = join(o.out, 'tokenizer.json');
@@ -120,13 +141,15 @@ function setup(o: DemoOptions): DemoSetup {
   writeFileSync(initConfig, JSON.stringify(hfConfig, null, 2) + '\n');
   log(o)(`data: ${o.trainQuestions} training and ${o.testQuestions} test questions, ${o.candidates} candidates each, vocabulary ${tok.vocabSize} (${data})`);
   const readerSettings = JSON.stringify({
-    data: { seed: o.seed, train: o.trainQuestions, test: o.testQuestions, candidates: o.candidates },
+    data: { seed: o.seed, train: o.readerQuestions, test: o.testQuestions, candidates: o.candidates },
     tokenizer: tokJson.length,
     hfConfig,
     readerSteps: o.readerSteps,
-    batchSize: 4,
+    batchSize: o.readerBatchSize,
+    passages: o.readerPassages,
+    distractors: 'look-alikes 3/4, random 1/4',
   });
-  return { data, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
+  return { data, readerTrain: synth.splits.train, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
 }
 
 const log = (o: DemoOptions) => o.log ?? (() => {});
@@ -136,19 +159,53 @@ function readerMatches(dir: string, s: DemoSetup): boolean {
   return existsSync(join(dir, 'model.safetensors')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === s.readerSettings;
 }
 
-/** Trains the demo's reader from scratch (all passages, teacher forcing) into `dir`. */
+/**
+ * The reader's training questions, each with the gold passages and `n - gold` distractors,
+ * shuffled: three quarters are the candidates that share the most words with a gold passage
+ * (another person "born in" another city, the same person in another film), the rest random.
+ *
+ * Why: a reader trained on the 1000-odd questions with all 20 candidates memorised them and
+ * stopped reading (its test loss was the same with and without the gold passages). With many
+ * questions and random distractors it learned to read but took a shortcut: the one passage of
+ * the answer's kind ("X was born in C") gives the answer without the bridge passage, so the
+ * bridge was worth little to it (and so to G-Rerank). Look-alikes of the gold passages make the
+ * bridge the only way to tell which "born in" passage is the right one.
+ */
+export function readerTrainingLines(examples: readonly SynthExample[], n: number, seed: number): string {
+  const rng = new Rng(seed);
+  return examples
+    .map((ex) => {
+      const gold = ex.ctxs.filter((c) => c.gold);
+      const likeness = (c: SynthPassage) => Math.max(...gold.map((g) => wordOverlap(`${g.title} ${g.text}`, c)));
+      // Stable: ties keep the retriever's order.
+      const others = ex.ctxs
+        .filter((c) => !c.gold)
+        .map((c, i) => ({ c, i, like: likeness(c) }))
+        .sort((x, y) => y.like - x.like || x.i - y.i)
+        .map((x) => x.c);
+      const need = Math.max(0, n - gold.length);
+      const hard = Math.ceil((3 * need) / 4);
+      const rest = rng.shuffle(others.slice(hard));
+      return JSON.stringify({ ...ex, ctxs: rng.shuffle([...gold, ...others.slice(0, hard), ...rest.slice(0, need - hard)]) }) + '\n';
+    })
+    .join('');
+}
+
+/** Trains the demo's reader from scratch (gold passages and distractors, teacher forcing) into `dir`. */
 async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<void> {
-  log(o)(`reader: training a FiD reader from scratch (d_model ${o.dModel}, ${o.layers}+${o.layers} layers) for ${o.readerSteps} steps`);
+  log(o)(`reader: training a FiD reader from scratch (d_model ${o.dModel}, ${o.layers}+${o.layers} layers) on ${o.readerQuestions} questions for ${o.readerSteps} steps`);
+  const file = join(o.out, 'reader-train.jsonl');
+  writeFileSync(file, readerTrainingLines(s.readerTrain, o.readerPassages, o.seed + 5));
   await trainReader(
     {
       ...READER_TRAIN_DEFAULTS,
       initConfig: s.initConfig,
       tokenizer: s.tokFile,
-      data: join(s.data, 'train.jsonl'),
+      data: file,
       out: dir,
       steps: o.readerSteps,
-      batchSize: 4,
-      encode: { nPassages: o.candidates, passageMaxLength: PASSAGE_LEN, answerMaxLength: ANSWER_LEN },
+      batchSize: o.readerBatchSize,
+      encode: { nPassages: o.readerPassages, passageMaxLength: PASSAGE_LEN, answerMaxLength: ANSWER_LEN },
       lr: 1e-3,
       warmupSteps: Math.round(o.readerSteps / 20),
       seed: o.seed,
@@ -284,7 +341,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   const rerankerInit = join(o.out, 'reranker-untrained');
   const cfg = t5Config({ vocabSize: s.hfConfig.vocab_size as number, dModel: o.dModel, dKv: o.dModel / 4, dFf: o.dModel * 4, numLayers: o.layers, numHeads: 4 });
-  saveModelDir(rerankerInit, o.out, initT5StateDict(cfg, o.seed + 2).tensors, { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson });
+  const files = { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson };
+  if (o.rerankerInit === 'reader') {
+    // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet.
+    saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), files);
+    log(o)(`reranker: RankT5-style, initialised from the reader's T5 weights (not trained for ranking)`);
+  } else {
+    saveModelDir(rerankerInit, o.out, initT5StateDict(cfg, o.seed + 2).tensors, files);
+    log(o)(`reranker: RankT5-style, randomly initialised`);
+  }
 
   const port = o.metricsPort || (await freePort());
   log(o)(`training ${o.methods.length} method(s) for ${o.rerankerSteps} steps each on ${o.workers} CPU workers (global batch ${o.batchSize * o.workers}); metrics on http://localhost:${port}/metrics while each runs`);
