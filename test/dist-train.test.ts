@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { removeDir, tempDir } from './helpers/cli.js';
 import { REPO } from './helpers/shared.js';
-import { oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
+import { ONE_WORD_ANSWERS, oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
 
 const work = tempDir();
 const model = tinyT5Model([...TINY_WORDS, 'person']);
@@ -89,6 +89,31 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     expect(accCfg.accumulationSteps).toBe(2);
     expect(accCfg.distributed.globalBatch).toBe(4);
   }, 420_000);
+
+  it('answers of different lengths: the update is the gradient of the global token mean (ranks weighted by their target tokens)', () => {
+    // Answers of 1 to 4 words: the two workers' shards hold different numbers of target tokens,
+    // so the plain mean of the per-rank means would differ from the single worker's token mean.
+    const A = ONE_WORD_ANSWERS;
+    const uneven = join(work, 'uneven.jsonl');
+    writeFileSync(
+      uneven,
+      oneWordQaLines(16)
+        .trim()
+        .split('\n')
+        .map((l, i) => JSON.stringify({ ...JSON.parse(l), answers: [A.slice(0, 1 + ((i * 7) % 4)).join(' ')] }))
+        .join('\n') + '\n',
+    );
+    const steps = 3;
+    const withData = (args: string[]) => args.map((a) => (a === data ? uneven : a));
+    const one = launch(1, withData(common(join(work, 'uneven-one'), steps, 4)));
+    expect(one.code, one.stderr).toBe(0);
+    const two = launch(2, withData(common(join(work, 'uneven-two'), steps, 2)));
+    expect(two.code, two.stderr).toBe(0);
+    const a = readSafetensors(join(work, 'uneven-two', 'reranker', 'model.safetensors'));
+    for (const [name, t] of readSafetensors(join(work, 'uneven-one', 'reranker', 'model.safetensors'))) {
+      expect(relDiff(a.get(name)!.data as Float32Array, t.data as Float32Array), name).toBeLessThanOrEqual(1e-5);
+    }
+  }, 300_000);
 
   it('rank 0 serves every rank\'s Prometheus metrics while the job runs', async () => {
     const port = await new Promise<number>((resolve) => {

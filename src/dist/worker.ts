@@ -48,6 +48,7 @@ const EVAL_STREAM = 0x7ffffff2;
 /** Exit status of a worker stopped by bad input (config, data, checkpoint): not worth a restart. */
 export const EXIT_BAD_INPUT = 2;
 const STOP_STREAM = 0x7ffffff3;
+const UNITS_STREAM = 0x7ffffff4;
 /** Signal numbers as stop flags (0: none); every rank stops with the largest it hears of. */
 const STOP_SIGNALS: Record<number, NodeJS.Signals> = { 10: 'SIGUSR1', 15: 'SIGTERM' };
 /** How long the other ranks wait for rank 0's evaluation. */
@@ -234,7 +235,16 @@ export async function runWorker(
   }
   const reduce = transport ? createGradientReducer(transport, { names: scorer.variables().map((v) => v.name), timeoutMs: id.timeoutMs }) : undefined;
   const guard = transport && opts.checksumEvery > 0 ? new ChecksumGuard(transport, opts.checksumEvery) : undefined;
-  const trainer = new Trainer(scorer, reader, objective, { schedule, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay } }, reduce);
+  // Ranks weighted by their target tokens (or questions): the update is that of the global mean.
+  let unitsCall = 0;
+  const rankScale = transport
+    ? async (units: number): Promise<number> => {
+        const all = await ringAllGather(transport!, new Uint8Array(Float64Array.of(units).buffer), { step: unitsCall++, stream: UNITS_STREAM, timeoutMs: id.timeoutMs });
+        const total = all.reduce((a, b) => a + new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 8))[0]!, 0);
+        return total > 0 ? (units * id.worldSize) / total : 1;
+      }
+    : undefined;
+  const trainer = new Trainer(scorer, reader, objective, { schedule, clipNorm: cfg.clipNorm, adamw: { weightDecay: cfg.weightDecay }, rankScale }, reduce);
   const pairs = loaded ? { kind: loaded.reranker.kind, tokenizer: loaded.tokenizer } : { kind: 'rankt5' as const, tokenizer: readerTok };
   const pool = opts.tokenizeThreads > 0 ? new TokenizePool({ reader: cfg.reader, pair: loaded ? cfg.reranker! : cfg.reader, threads: opts.tokenizeThreads }) : undefined;
 

@@ -108,6 +108,13 @@ export interface TrainerOptions {
   /** Global gradient-norm clip (0 disables). */
   clipNorm: number;
   adamw?: Partial<AdamWOptions>;
+  /**
+   * Data-parallel: given this rank's units (what the objective averages over: target tokens or
+   * questions), returns the factor its gradient is scaled by before the all-reduce averages the
+   * ranks: units × world size / total units, so that the average is the gradient of the global
+   * mean, not the mean of per-rank means (which differ when ranks hold different token counts).
+   */
+  rankScale?: (localUnits: number) => Promise<number>;
 }
 
 export interface StepStats {
@@ -170,6 +177,15 @@ export class Trainer {
     const t1 = performance.now();
     let grads = res.grads;
     let nonFinite = !Number.isFinite(res.loss);
+    if (this.reduce && this.opts.rankScale) {
+      const scale = await this.opts.rankScale(micro.reduce((a, b) => a + (this.objective.meanOver === 'tokens' ? targetTokens(b) : b.b), 0));
+      // Equal shares give exactly 1: no rescaling, results bit-identical to plain averaging.
+      if (scale !== 1) {
+        const scaled = tf.tidy(() => grads.map((g) => tf.mul(g, scale)));
+        tf.dispose(grads);
+        grads = scaled;
+      }
+    }
     if (this.reduce) {
       const r = await this.reduce(grads, nonFinite);
       if (r.grads !== grads) tf.dispose(grads);
