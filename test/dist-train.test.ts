@@ -109,6 +109,11 @@ describe('data-parallel training over the ZeroMQ ring', () => {
     expect(one.code, one.stderr).toBe(0);
     const two = launch(2, withData(common(join(work, 'uneven-two'), steps, 2)));
     expect(two.code, two.stderr).toBe(0);
+    // The logged global loss is the token-weighted mean too: the single worker's loss.
+    for (let st = 1; st <= steps; st++) {
+      const single = one.logs.find((l) => l.step === st)!.loss;
+      expect(Math.abs(two.logs.find((l) => l.step === st && l.rank === 0)!.globalLoss - single) / single).toBeLessThan(1e-5);
+    }
     const a = readSafetensors(join(work, 'uneven-two', 'reranker', 'model.safetensors'));
     for (const [name, t] of readSafetensors(join(work, 'uneven-one', 'reranker', 'model.safetensors'))) {
       expect(relDiff(a.get(name)!.data as Float32Array, t.data as Float32Array), name).toBeLessThanOrEqual(1e-5);

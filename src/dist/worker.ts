@@ -31,7 +31,7 @@ import type { WeightTable } from '../methods/scorer.js';
 import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED, resolveResume, saveCheckpoint } from '../train/checkpoint.js';
 import { checkpointContents, checkTrainEval, isEvalStep, loadResumable, microBatches, normaliseAccumulation, loadTrainingModels, METHODS, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
-import { Trainer, type StepStats } from '../train/step.js';
+import { targetTokens, Trainer, type StepStats } from '../train/step.js';
 import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
 import { ringAllGather, ringBarrier } from './allreduce.js';
@@ -311,9 +311,12 @@ export async function runWorker(
         let globalLoss = stats.loss;
         let stop = stopReq?.number ?? 0;
         if (transport) {
-          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stop).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
-          const vals = all.map((b) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 16)));
-          globalLoss = vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
+          // The global loss weights each rank's loss by its units, as the gradient does.
+          const units = batches.reduce((a, b) => a + (objective.meanOver === 'tokens' ? targetTokens(b) : b.b), 0);
+          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stop, units).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
+          const vals = all.map((b) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 24)));
+          const total = vals.reduce((a, v) => a + v[2]!, 0);
+          globalLoss = total > 0 ? vals.reduce((a, v) => a + v[0]! * v[2]!, 0) / total : vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
           stop = Math.max(...vals.map((v) => v[1]!));
         }
         const log: WorkerStepLog = { rank: id.rank, step: stats.step, loss: stats.loss, globalLoss, examples: stats.examples * id.worldSize, skipped: stats.skipped, total, ...(stats.maxWeight !== undefined && { maxWeight: stats.maxWeight }) };
