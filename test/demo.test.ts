@@ -34,7 +34,10 @@ describe.skipIf(!existsSync(join(SHIPPED_READER, 'model.safetensors')))('the dem
     expect(r.results.map((x) => x.method)).toEqual(['retriever order', 'untrained reranker', 'G-Rerank', 'PDist']);
     for (const x of r.results) {
       expect(x.counts.questions).toBe(EVAL_QUESTIONS);
-      for (const m of ['R@5', 'NDCG@5', 'MRR', 'indirect R@5']) expect(x.metrics[m]).toBeGreaterThanOrEqual(0);
+      for (const m of ['R@5', 'NDCG@5', 'MRR', 'indirect R@5', 'bridge answer R@5', 'bridge indirect R@5', 'comparison indirect R@5']) {
+        expect(x.metrics[m]).toBeGreaterThanOrEqual(0);
+        expect(x.metrics[m]).toBeLessThanOrEqual(1);
+      }
     }
     // G-Rerank learned from the reader's loss alone: its top-5 holds clearly more gold passages
     // than the untrained reranker's (measured at 40 steps: see docs/demo.md), and its sampling

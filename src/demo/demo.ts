@@ -311,6 +311,40 @@ async function trainMethod(o: DemoOptions, s: DemoSetup, readerDir: string, rera
   return points;
 }
 
+/**
+ * Adds, to each result, the share of gold passages of each kind that its top-k holds, by
+ * question type: `bridge answer R@5` (the passage with the answer), `bridge indirect R@5` (the
+ * bridge passage), `comparison answer R@5`, `comparison indirect R@5`. Counted over passages,
+ * not averaged per question. These tell what a reranker learned to look for.
+ */
+export function addKindRecall(results: EvalResult[], testFile: string, k: number): void {
+  const byId = new Map(
+    readFileSync(testFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as SynthExample)
+      .map((ex) => [ex.id, ex] as const),
+  );
+  for (const r of results) {
+    const hits = new Map<string, [number, number]>();
+    r.questions.forEach((q) => {
+      const ex = byId.get(q.id);
+      if (!ex) return;
+      const top = new Set(q.ranking.slice(0, k));
+      ex.ctxs.slice(0, q.ranking.length).forEach((c, i) => {
+        if (!c.gold) return;
+        const name = `${ex.type} ${c.has_answer ? 'answer' : 'indirect'} R@${k}`;
+        const h = hits.get(name) ?? [0, 0];
+        hits.set(name, [h[0] + (top.has(i) ? 1 : 0), h[1] + 1]);
+      });
+    });
+    for (const kind of ['bridge answer', 'bridge indirect', 'comparison answer', 'comparison indirect']) {
+      const h = hits.get(`${kind} R@${k}`);
+      r.metrics[`${kind} R@${k}`] = h && h[1] > 0 ? h[0] / h[1] : null;
+    }
+  }
+}
+
 /** Runs `jobs` with at most `n` at a time, keeping their order in the result. */
 async function inParallel<T>(n: number, jobs: Array<() => Promise<T>>): Promise<T[]> {
   const results: T[] = new Array(jobs.length);
@@ -386,6 +420,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       return JSON.parse(readFileSync(outFile, 'utf8')) as EvalResult;
     }),
   );
+  addKindRecall(results, test, o.k);
   const table = formatResults(results);
   const resultsFile = join(o.out, 'results.json');
   writeFileSync(
