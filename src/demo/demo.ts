@@ -11,6 +11,7 @@ import { saveModelDir } from '../io/export.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { tokenizerFromJson } from '../io/tokenizer.js';
 import { initT5StateDict, t5Config } from '../models/t5-init.js';
+import type { T5Config } from '../models/t5.js';
 import { trainReader, READER_TRAIN_DEFAULTS } from '../train/reader.js';
 import { Rng } from '../util/rng.js';
 import { writeCurvesSvg } from './curves.js';
@@ -110,6 +111,10 @@ interface DemoSetup {
   data: string;
   /** All training questions (the reader's data). */
   readerTrain: readonly SynthExample[];
+  /** The test questions (the evaluation data). */
+  test: readonly SynthExample[];
+  /** The T5 configuration of the reader and the reranker. */
+  t5: T5Config;
   tokFile: string;
   tokJson: string;
   hfConfig: Record<string, unknown>;
@@ -149,7 +154,7 @@ function setup(o: DemoOptions): DemoSetup {
     passages: o.readerPassages,
     distractors: 'look-alikes 3/4, random 1/4',
   });
-  return { data, readerTrain: synth.splits.train, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
+  return { data, readerTrain: synth.splits.train, test: synth.splits.test, t5: cfg, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
 }
 
 const log = (o: DemoOptions) => o.log ?? (() => {});
@@ -317,14 +322,8 @@ async function trainMethod(o: DemoOptions, s: DemoSetup, readerDir: string, rera
  * bridge passage), `comparison answer R@5`, `comparison indirect R@5`. Counted over passages,
  * not averaged per question. These tell what a reranker learned to look for.
  */
-export function addKindRecall(results: EvalResult[], testFile: string, k: number): void {
-  const byId = new Map(
-    readFileSync(testFile, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as SynthExample)
-      .map((ex) => [ex.id, ex] as const),
-  );
+export function addKindRecall(results: EvalResult[], test: readonly SynthExample[], k: number): void {
+  const byId = new Map(test.map((ex) => [ex.id, ex] as const));
   for (const r of results) {
     const hits = new Map<string, [number, number]>();
     r.questions.forEach((q) => {
@@ -374,14 +373,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const readerDir = await reader(o, s);
 
   const rerankerInit = join(o.out, 'reranker-untrained');
-  const cfg = t5Config({ vocabSize: s.hfConfig.vocab_size as number, dModel: o.dModel, dKv: o.dModel / 4, dFf: o.dModel * 4, numLayers: o.layers, numHeads: 4 });
   const files = { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson };
   if (o.rerankerInit === 'reader') {
     // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet.
     saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), files);
     log(o)(`reranker: RankT5-style, initialised from the reader's T5 weights (not trained for ranking)`);
   } else {
-    saveModelDir(rerankerInit, o.out, initT5StateDict(cfg, o.seed + 2).tensors, files);
+    saveModelDir(rerankerInit, o.out, initT5StateDict(s.t5, o.seed + 2).tensors, files);
     log(o)(`reranker: RankT5-style, randomly initialised`);
   }
 
@@ -420,7 +418,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       return JSON.parse(readFileSync(outFile, 'utf8')) as EvalResult;
     }),
   );
-  addKindRecall(results, test, o.k);
+  addKindRecall(results, s.test, o.k);
   const table = formatResults(results);
   const resultsFile = join(o.out, 'results.json');
   writeFileSync(

@@ -31,7 +31,7 @@ import type { WeightTable } from '../methods/scorer.js';
 import { Progress } from '../obs/progress.js';
 import { EXIT_PREEMPTED, resolveResume, saveCheckpoint } from '../train/checkpoint.js';
 import { checkpointContents, checkTrainEval, isEvalStep, loadResumable, microBatches, normaliseAccumulation, loadTrainingModels, METHODS, resumeTrainer, runTrainEval, TRAIN_DEFAULTS, type TrainConfig, type TrainEvalOptions } from '../train/run.js';
-import { targetTokens, Trainer, type StepStats } from '../train/step.js';
+import { Trainer, type StepStats } from '../train/step.js';
 import { StopRequest } from '../train/stop.js';
 import { Rng } from '../util/rng.js';
 import { ringAllGather, ringBarrier } from './allreduce.js';
@@ -202,6 +202,11 @@ export function resumeDirOf(spec: string | undefined, out: string, restarts: num
   return spec === undefined ? undefined : resolveResume(spec, out);
 }
 
+/** The first n float64 values of an all-gathered message (copied: the frame may be unaligned). */
+function float64s(b: Uint8Array, n: number): Float64Array {
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 8 * n));
+}
+
 /** Runs one worker to the end (or to a stop signal); rank 0 writes `cfg.out` and the checkpoints. */
 export async function runWorker(
   cfg: TrainConfig,
@@ -240,7 +245,7 @@ export async function runWorker(
   const rankScale = transport
     ? async (units: number): Promise<number> => {
         const all = await ringAllGather(transport!, new Uint8Array(Float64Array.of(units).buffer), { step: unitsCall++, stream: UNITS_STREAM, timeoutMs: id.timeoutMs });
-        const total = all.reduce((a, b) => a + new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 8))[0]!, 0);
+        const total = all.reduce((a, b) => a + float64s(b, 1)[0]!, 0);
         return total > 0 ? (units * id.worldSize) / total : 1;
       }
     : undefined;
@@ -312,9 +317,8 @@ export async function runWorker(
         let stop = stopReq?.number ?? 0;
         if (transport) {
           // The global loss weights each rank's loss by its units, as the gradient does.
-          const units = batches.reduce((a, b) => a + (objective.meanOver === 'tokens' ? targetTokens(b) : b.b), 0);
-          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stop, units).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
-          const vals = all.map((b) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + 24)));
+          const all = await ringAllGather(transport, new Uint8Array(Float64Array.of(stats.loss, stop, stats.units ?? stats.examples).buffer), { step, stream: STATS_STREAM, timeoutMs: id.timeoutMs });
+          const vals = all.map((b) => float64s(b, 3));
           const total = vals.reduce((a, v) => a + v[2]!, 0);
           globalLoss = total > 0 ? vals.reduce((a, v) => a + v[0]! * v[2]!, 0) / total : vals.reduce((a, v) => a + v[0]!, 0) / vals.length;
           stop = Math.max(...vals.map((v) => v[1]!));

@@ -70,6 +70,11 @@ export function targetTokens(batch: RerankBatch): number {
   return n;
 }
 
+/** What an objective's loss over `batch` is a mean over: its target tokens or its questions. */
+export function lossUnits(batch: RerankBatch, meanOver: 'tokens' | 'queries'): number {
+  return meanOver === 'tokens' ? targetTokens(batch) : batch.b;
+}
+
 /**
  * Runs `run` on each micro-batch and combines the results into those of the whole batch: with
  * the loss a mean over `meanOver` units, micro-batch i enters with weight units_i / sum(units).
@@ -77,7 +82,7 @@ export function targetTokens(batch: RerankBatch): number {
  */
 export function accumulate(micro: readonly RerankBatch[], meanOver: 'tokens' | 'queries', run: (b: RerankBatch) => GradientResult): GradientResult {
   if (micro.length === 1) return run(micro[0]!);
-  const units = micro.map((b) => (meanOver === 'tokens' ? targetTokens(b) : b.b));
+  const units = micro.map((b) => lossUnits(b, meanOver));
   const total = units.reduce((a, u) => a + u, 0) || 1;
   let sum: tf.Tensor[] | undefined;
   let loss = 0;
@@ -125,6 +130,8 @@ export interface StepStats {
   /** True when a non-finite gradient made every rank skip this update. */
   skipped: boolean;
   examples: number;
+  /** What the loss is a mean over in this update (target tokens or questions, see Objective.meanOver); set by Trainer. */
+  units?: number;
   /** Mean per-query maximum of the sampling weights (the paper's Figure 4 signal). */
   maxWeight?: number;
   /** Mean entropy of the sampling weights (nats). */
@@ -177,8 +184,9 @@ export class Trainer {
     const t1 = performance.now();
     let grads = res.grads;
     let nonFinite = !Number.isFinite(res.loss);
+    const units = micro.reduce((a, b) => a + lossUnits(b, this.objective.meanOver), 0);
     if (this.reduce && this.opts.rankScale) {
-      const scale = await this.opts.rankScale(micro.reduce((a, b) => a + (this.objective.meanOver === 'tokens' ? targetTokens(b) : b.b), 0));
+      const scale = await this.opts.rankScale(units);
       // Equal shares give exactly 1: no rescaling, results bit-identical to plain averaging.
       if (scale !== 1) {
         const scaled = tf.tidy(() => grads.map((g) => tf.mul(g, scale)));
@@ -208,6 +216,7 @@ export class Trainer {
       gradNorm: clipped.norm,
       skipped: nonFinite,
       examples: micro.reduce((a, b) => a + b.b, 0),
+      units,
       seconds: { forwardBackward: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, optimizer: (t3 - t2) / 1000 },
     };
     if (res.weights) Object.assign(stats, weightStats(res.weights, stats.examples, micro[0]!.n));
