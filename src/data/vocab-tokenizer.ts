@@ -1,3 +1,5 @@
+import { unigramPieces } from '../io/tokenizer.js';
+
 /**
  * A T5-shaped tokenizer.json for a small closed vocabulary (the synthetic benchmark's words), for
  * models the project trains from scratch: Unigram over whole lower-cased words with single
@@ -7,14 +9,7 @@
  */
 export function wordTokenizerJson(words: readonly string[], extra: readonly string[] = []): string {
   const specials = ['<pad>', '</s>', '<unk>'];
-  const pieces: Array<[string, number]> = specials.map((s) => [s, 0]);
-  const seen = new Set<string>(specials);
-  const add = (p: string, score: number) => {
-    if (!seen.has(p)) {
-      seen.add(p);
-      pieces.push([p, score]);
-    }
-  };
+  const { pieces, add } = unigramPieces(specials);
   // Whole words score higher than their spelling in characters, so Unigram prefers them.
   add('▁', -8);
   for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789') add(c, -10);

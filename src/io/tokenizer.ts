@@ -124,6 +124,22 @@ export function padAndTruncate(rows: readonly (readonly number[])[], maxLength: 
 }
 
 /**
+ * The piece list of a Unigram tokenizer.json being built: `specials` first (score 0, ids in
+ * order), then each `add(piece, score)` once, in call order (a repeated piece keeps its first id).
+ */
+export function unigramPieces(specials: readonly string[]): { pieces: Array<[string, number]>; add: (piece: string, score: number) => void } {
+  const pieces: Array<[string, number]> = specials.map((s) => [s, 0]);
+  const seen = new Set<string>(specials);
+  const add = (p: string, score: number): void => {
+    if (!seen.has(p)) {
+      seen.add(p);
+      pieces.push([p, score]);
+    }
+  };
+  return { pieces, add };
+}
+
+/**
  * tokenizer.json text for a small XLM-R-shaped tokenizer, for tests and demos where the real
  * 17 MB one is not available: a Unigram model over `words` (plus single letters and digits, so
  * any lowercase ASCII text tokenizes without <unk>), with XLM-R's special ids <s>=0, <pad>=1,
@@ -132,14 +148,7 @@ export function padAndTruncate(rows: readonly (readonly number[])[], maxLength: 
  */
 export function xlmrTestTokenizerJson(words: readonly string[] = DEFAULT_WORDS): string {
   const specials = ['<s>', '<pad>', '</s>', '<unk>'];
-  const pieces: Array<[string, number]> = specials.map((s) => [s, 0]);
-  const seen = new Set<string>(specials);
-  const add = (p: string, score: number) => {
-    if (!seen.has(p)) {
-      seen.add(p);
-      pieces.push([p, score]);
-    }
-  };
+  const { pieces, add } = unigramPieces(specials);
   // Whole words score higher than letter-by-letter spellings, so Unigram prefers them.
   for (const w of words) add(`▁${w.toLowerCase()}`, -5);
   add('▁', -8);

@@ -15,6 +15,7 @@ import { parseT5Config, shiftRight, T5Model } from '../models/t5.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, clipByGlobalNorm, learningRate, type AdamWOptions, type ScheduleOptions } from './optimizer.js';
 import { epochOrder } from './run.js';
+import type { UpdateStats } from './step.js';
 
 /**
  * Fine-tuning the FiD reader itself (FiD's train_reader.py): every passage of a question is
@@ -143,14 +144,7 @@ export interface ReaderTrainerOptions {
   adamw?: Partial<AdamWOptions>;
 }
 
-export interface ReaderStepStats {
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  /** True when a non-finite loss or gradient skipped this update. */
-  skipped: boolean;
-  examples: number;
+export interface ReaderStepStats extends UpdateStats {
   seconds: { forwardBackward: number; optimizer: number };
 }
 

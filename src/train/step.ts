@@ -122,14 +122,18 @@ export interface TrainerOptions {
   rankScale?: (localUnits: number) => Promise<number>;
 }
 
-export interface StepStats {
+/** What every training loop reports of one optimizer update (reranker, reader, joint). */
+export interface UpdateStats {
   step: number;
   loss: number;
   lr: number;
   gradNorm: number;
-  /** True when a non-finite gradient made every rank skip this update. */
+  /** True when a non-finite loss or gradient skipped this update (on every rank). */
   skipped: boolean;
   examples: number;
+}
+
+export interface StepStats extends UpdateStats {
   /** What the loss is a mean over in this update (target tokens or questions, see Objective.meanOver); set by Trainer. */
   units?: number;
   /** Mean per-query maximum of the sampling weights (the paper's Figure 4 signal). */
