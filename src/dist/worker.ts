@@ -236,6 +236,8 @@ export async function runWorker(
   let transport: RingTransport | undefined;
   if (id.worldSize > 1) {
     const { bind, connect } = ringEndpoints({ rank: id.rank, hosts: id.rankHosts, basePort: id.basePort, ipcDir: id.ipcDir });
+    // Said before joining, so that a ring that never forms shows which address to look at.
+    process.stderr.write(`[grerank] rank ${id.rank}: joining the ring (listening on ${bind}, sending to ${connect})\n`);
     transport = await RingTransport.open({ rank: id.rank, worldSize: id.worldSize, bind, connect, secret: id.secret, timeoutMs: id.timeoutMs, ioThreads: 1 });
   }
   const reduce = transport ? createGradientReducer(transport, { names: scorer.variables().map((v) => v.name), timeoutMs: id.timeoutMs }) : undefined;

@@ -1,0 +1,121 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { freePort, removeDir, tempDir } from './helpers/cli.js';
+import { REPO } from './helpers/shared.js';
+import { oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
+
+// Two "nodes" on this host: two launchers started the way `srun` starts one per node (the same
+// SLURM job environment, SLURM_NODEID 0 and 1). The node list names this host twice under two
+// spellings, so the launchers take each other for separate hosts: the ring runs over ipc within
+// a node and over tcp between the nodes, as on a cluster, and each launcher only sees its own
+// workers.
+const work = tempDir();
+const model = tinyT5Model([...TINY_WORDS, 'person']);
+const data = join(work, 'train.jsonl');
+writeFileSync(data, oneWordQaLines(16));
+afterAll(() => {
+  removeDir(work);
+  removeDir(model);
+});
+
+const LAUNCHER = join(REPO, 'launcher', 'start.js');
+const NODES = ['localhost', '127.0.0.1'];
+const common = (out: string, steps: number, batch: number) => ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', String(steps), '--batch-size', String(batch), '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '4', '--lr', '1e-3', '--seed', '3', '--backend', 'wasm', '--log-format', 'json', '--metrics-port', '0'];
+
+interface NodeRun {
+  code: number | null;
+  stderr: string;
+}
+
+/** Starts one launcher per node with 2 CPU workers each; `act` sees every node's stderr as it grows. */
+async function twoNodes(args: string[], act?: (node: number, stderr: string) => void): Promise<NodeRun[]> {
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    SLURM_JOB_ID: '4242',
+    SLURM_NNODES: '2',
+    SLURM_JOB_NODELIST: NODES.join(','),
+    MASTER_PORT: String(port),
+    GRERANK_JOB_SECRET: 'c0ffee'.repeat(10) + 'abcd',
+    GRERANK_DIST_TIMEOUT_MS: '8000',
+  };
+  return Promise.all(
+    NODES.map(
+      (_, node) =>
+        new Promise<NodeRun>((resolve) => {
+          const child = spawn(process.execPath, [LAUNCHER, '--cpu-workers', '2', ...args], { env: { ...env, SLURM_NODEID: String(node) }, stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          child.stderr!.on('data', (d: Buffer) => {
+            stderr += d.toString();
+            act?.(node, stderr);
+          });
+          const timer = setTimeout(() => child.kill('SIGKILL'), 280_000);
+          child.on('exit', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stderr });
+          });
+        }),
+    ),
+  );
+}
+
+const weights = (out: string) => readSafetensors(join(out, 'reranker', 'model.safetensors'));
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12);
+}
+
+describe('two nodes (two launchers, tcp between them, ipc within each)', () => {
+  it('2 nodes × 2 workers × batch 1 train the same reranker as 1 worker × batch 4', async () => {
+    const steps = 4;
+    const single = spawnSync(process.execPath, [LAUNCHER, '--cpu-workers', '1', ...common(join(work, 'one'), steps, 4)], { encoding: 'utf8', timeout: 240_000 });
+    expect(single.status, single.stderr).toBe(0);
+    const out = join(work, 'nodes');
+    const runs = await twoNodes(common(out, steps, 1));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    expect(runs[0]!.stderr).toContain('node 0/2: starting ranks 0..1 of 4');
+    expect(runs[1]!.stderr).toContain('node 1/2: starting ranks 2..3 of 4');
+    // Within a node over ipc, between the nodes over tcp: rank 1 sends to rank 2, rank 3 to rank 0.
+    expect(runs[0]!.stderr).toMatch(/rank 0: joining the ring \(listening on tcp:\/\/localhost:\d+, sending to ipc:\/\/\S+\/rank-1\.sock\)/);
+    expect(runs[0]!.stderr).toMatch(/rank 1: joining the ring \(listening on ipc:\/\/\S+\/rank-1\.sock, sending to tcp:\/\/127\.0\.0\.1:\d+\)/);
+    expect(runs[1]!.stderr).toMatch(/rank 3: joining the ring \(listening on ipc:\/\/\S+\/rank-3\.sock, sending to tcp:\/\/localhost:\d+\)/);
+    const a = weights(out);
+    for (const [name, t] of weights(join(work, 'one'))) expect(relDiff(a.get(name)!.data as Float32Array, t.data as Float32Array), name).toBeLessThanOrEqual(1e-5);
+    const cfg = JSON.parse(readFileSync(join(out, 'train-config.json'), 'utf8')) as { distributed: { worldSize: number; globalBatch: number } };
+    expect(cfg.distributed).toMatchObject({ worldSize: 4, globalBatch: 4 });
+  }, 300_000);
+
+  it('kill -9 of a worker on node 1: both launchers restart their workers from the latest checkpoint, and the job ends as the uninterrupted one', async () => {
+    const STEPS = 40;
+    const args = (out: string) => [...common(out, STEPS, 1), '--save-every', '10', '--max-restarts', '1'];
+    const ref = await twoNodes(args(join(work, 'ref')));
+    for (const r of ref) expect(r.code, r.stderr).toBe(0);
+
+    let killed = false;
+    const out = join(work, 'restart');
+    const runs = await twoNodes(args(out), (node, stderr) => {
+      const pid = /rank 3 pid (\d+)/.exec(stderr)?.[1];
+      if (node === 1 && !killed && pid && /"rank":3,"step":13,/.test(stderr)) {
+        killed = true;
+        process.kill(Number(pid), 'SIGKILL');
+      }
+    });
+    expect(killed).toBe(true);
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    expect(runs[1]!.stderr).toContain('worker rank 3 was killed by signal SIGKILL; restarting all workers from the latest checkpoint (1/1)');
+    // Node 0 lost no worker of its own: its workers saw the ring break and it restarted them too.
+    expect(runs[0]!.stderr).toMatch(/restarting all workers from the latest checkpoint \(1\/1\)/);
+    expect(runs[0]!.stderr).toMatch(/resumed from \S+step-0000\d0 \(step \d+\)/);
+    const a = weights(out);
+    for (const [name, t] of weights(join(work, 'ref'))) expect(Buffer.from((a.get(name)!.data as Float32Array).buffer).equals(Buffer.from((t.data as Float32Array).buffer)), name).toBe(true);
+  }, 600_000);
+});
