@@ -98,6 +98,7 @@ if (!distributed || args.includes('--demo')) {
 const { resolveLaunch, deviceAssignment, WORKER_ENV } = await import(join(root, 'dist', 'dist', 'launch.js'));
 const { newJobSecret } = await import(join(root, 'dist', 'dist', 'transport.js'));
 const { HeartbeatMonitor, HEARTBEAT_ENV, heartbeatInterval } = await import(join(root, 'dist', 'dist', 'heartbeat.js'));
+const { CoordinatorServer, CoordinatorClient, localCoordinator, describeFailure, EXIT_PEER_FAILED } = await import(join(root, 'dist', 'dist', 'coordinator.js'));
 let plan;
 let devices;
 try {
@@ -116,26 +117,38 @@ const log = (m) => process.stderr.write(`[launcher] ${m}\n`);
 const EXIT_PREEMPTED = 75;
 let children = [];
 let stopping; // the signal this launcher was asked to stop with
+let generation = -1;
+let stopGeneration = () => {};
 
-/** Starts one generation of workers; resolves with the first failure, or none. */
-function runGeneration(restarts) {
+/**
+ * Starts generation `gen` of this node's workers. The first failure is reported to the coordinator
+ * at once (and this node's other workers are killed); resolves with the outcome when all exited.
+ */
+function runGeneration(gen, restarts) {
   const ipcDir = mkdtempSync(join(tmpdir(), 'grerank-ring-')); // 0700
   log(`node ${plan.nodeRank}/${plan.nnodes}: starting ranks ${plan.rankOffset}..${plan.rankOffset + workers - 1} of ${plan.worldSize} (${kind} workers)${restarts ? `, restart ${restarts}/${maxRestarts}` : ''}`);
   return new Promise((resolve) => {
-    let failure;
+    let failed = false;
     let preempted = 0;
     let remaining = workers;
     children = [];
     const ranks = Array.from({ length: workers }, (_, i) => plan.rankOffset + i);
     const monitor = new HeartbeatMonitor(ranks, heartbeatTimeout * 1000, Date.now());
     const fail = (f, except) => {
-      if (failure) return;
-      failure = f;
-      for (const c of children) if (c !== except && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      if (failed) return;
+      failed = true;
+      link.send({ kind: 'failed', gen, node: plan.nodeRank, stopping: !!stopping, ...f });
+      killAll(except);
+    };
+    // Ordered to stop (a worker of another node failed): the exits that follow are not failures.
+    stopGeneration = () => {
+      if (!failed) log(`stopping this node's workers: a worker on another node failed`);
+      failed = true;
+      killAll();
     };
     const watch = setInterval(() => {
       const [late] = monitor.overdue(Date.now());
-      if (!late || failure) return;
+      if (!late || failed) return;
       const cause = `sent no heartbeat for ${(late.silentMs / 1000).toFixed(1)} s${late.step !== undefined ? ` (last at step ${late.step})` : ''}: hung or stopped`;
       log(`rank ${late.rank} ${cause}; stopping all workers`);
       fail({ rank: late.rank, cause });
@@ -169,19 +182,23 @@ function runGeneration(restarts) {
         remaining--;
         monitor.forget(rank);
         if (code === EXIT_PREEMPTED) preempted++;
-        else if ((code !== 0 || signal) && !failure) {
-          const cause = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
+        else if ((code !== 0 || signal) && !failed) {
+          const cause = signal ? `was killed by signal ${signal}` : code === EXIT_PEER_FAILED ? `stopped: it lost its ring neighbour (exit ${code})` : `exited with code ${code}`;
           log(`rank ${rank} failed (${cause}); stopping the other workers`);
           fail({ rank, code, signal, cause }, child);
         }
         if (remaining === 0) {
           clearInterval(watch);
           rmSync(ipcDir, { recursive: true, force: true });
-          resolve({ failure, preempted });
+          resolve(failed ? 'stopped' : preempted > 0 ? 'preempted' : 'finished');
         }
       });
     }
   });
+}
+
+function killAll(except) {
+  for (const c of children) if (c !== except && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1']) {
@@ -192,21 +209,40 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1']) {
   });
 }
 
-for (let restarts = 0; ; restarts++) {
-  const { failure, preempted } = await runGeneration(restarts);
-  if (!failure) {
-    if (preempted > 0) {
-      log(`stopped${stopping ? ` on ${stopping}` : ''}: the workers saved a checkpoint; continue with --resume latest (or auto)`);
-      process.exit(EXIT_PREEMPTED);
+// The coordinator decides for all nodes: in this process for one node, else in node 0's launcher,
+// which the others reach over ZeroMQ at MASTER_ADDR:MASTER_PORT (see src/dist/coordinator.ts).
+const coordinatorAddress = `tcp://${plan.masterAddr}:${plan.masterPort}`;
+const silenceMs = heartbeatTimeout * 1000;
+const joinTimeoutMs = Math.max(silenceMs, 120_000);
+let link;
+try {
+  if (plan.nnodes === 1) link = localCoordinator(maxRestarts);
+  else {
+    const o = { address: coordinatorAddress, secret, nodes: plan.nnodes, maxRestarts, silenceMs, joinTimeoutMs };
+    link = plan.nodeRank === 0 ? (await CoordinatorServer.start(o)).link() : new CoordinatorClient(o, plan.nodeRank);
+    log(`node ${plan.nodeRank}: ${plan.nodeRank === 0 ? 'coordinating' : 'joining the coordinator'} at ${coordinatorAddress}`);
+  }
+} catch (e) {
+  process.stderr.write(`error: ${e.message}\n`);
+  process.exit(1);
+}
+link.send({ kind: 'hello', node: plan.nodeRank });
+for (;;) {
+  const order = await link.next();
+  if (order.kind === 'start') {
+    if (order.after) {
+      log(`${describeFailure(order.after, plan.nnodes)}; restarting all workers from the latest checkpoint (${order.restarts}/${maxRestarts})`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    process.exit(0);
+    generation = order.gen;
+    void runGeneration(order.gen, order.restarts).then((outcome) => link.send({ kind: 'ended', node: plan.nodeRank, gen: order.gen, outcome }));
+  } else if (order.kind === 'stop') {
+    if (order.gen === generation) stopGeneration();
+  } else if (order.kind === 'exit') {
+    killAll();
+    if (order.code === EXIT_PREEMPTED) log(`stopped${stopping ? ` on ${stopping}` : ''}: the workers saved a checkpoint; continue with --resume latest (or auto)`);
+    if (order.message) process.stderr.write(`error: ${order.message}\n`);
+    await link.close();
+    process.exit(order.code);
   }
-  const why = failure.cause;
-  // Exit 2 is bad input (config, data, checkpoint): a restart would fail the same way.
-  if (stopping || restarts >= maxRestarts || failure.code === 2) {
-    process.stderr.write(`error: worker rank ${failure.rank} ${why}${restarts > 0 ? ` (after ${restarts} restart(s))` : ''}\n`);
-    process.exit(1);
-  }
-  log(`worker rank ${failure.rank} ${why}; restarting all workers from the latest checkpoint (${restarts + 1}/${maxRestarts})`);
-  await new Promise((r) => setTimeout(r, 1000));
 }

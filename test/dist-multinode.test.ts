@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,10 +28,12 @@ const common = (out: string, steps: number, batch: number) => ['--reader', model
 interface NodeRun {
   code: number | null;
   stderr: string;
+  /** When the launcher exited (performance.now()). */
+  at: number;
 }
 
 /** Starts one launcher per node with 2 CPU workers each; `act` sees every node's stderr as it grows. */
-async function twoNodes(args: string[], act?: (node: number, stderr: string) => void): Promise<NodeRun[]> {
+async function twoNodes(args: string[], act?: (node: number, stderr: string, child: ChildProcess) => void): Promise<NodeRun[]> {
   const port = await freePort();
   const env = {
     ...process.env,
@@ -50,12 +52,12 @@ async function twoNodes(args: string[], act?: (node: number, stderr: string) => 
           let stderr = '';
           child.stderr!.on('data', (d: Buffer) => {
             stderr += d.toString();
-            act?.(node, stderr);
+            act?.(node, stderr, child);
           });
           const timer = setTimeout(() => child.kill('SIGKILL'), 280_000);
           child.on('exit', (code) => {
             clearTimeout(timer);
-            resolve({ code, stderr });
+            resolve({ code, stderr, at: performance.now() });
           });
         }),
     ),
@@ -111,11 +113,76 @@ describe('two nodes (two launchers, tcp between them, ipc within each)', () => {
     });
     expect(killed).toBe(true);
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
-    expect(runs[1]!.stderr).toContain('worker rank 3 was killed by signal SIGKILL; restarting all workers from the latest checkpoint (1/1)');
-    // Node 0 lost no worker of its own: its workers saw the ring break and it restarted them too.
-    expect(runs[0]!.stderr).toMatch(/restarting all workers from the latest checkpoint \(1\/1\)/);
+    // The coordinator (in node 0's launcher) named the rank that died, on both nodes, not the ranks
+    // of node 0 that only lost their ring neighbour, and restarted both nodes together.
+    for (const r of runs) expect(r.stderr).toContain('worker rank 3 (node 1) was killed by signal SIGKILL; restarting all workers from the latest checkpoint (1/1)');
     expect(runs[0]!.stderr).toMatch(/resumed from \S+step-0000\d0 \(step \d+\)/);
     const a = weights(out);
     for (const [name, t] of weights(join(work, 'ref'))) expect(Buffer.from((a.get(name)!.data as Float32Array).buffer).equals(Buffer.from((t.data as Float32Array).buffer)), name).toBe(true);
   }, 600_000);
+
+  it('SIGUSR1 to both launchers (srun forwarding a preemption signal): a checkpoint, and both exit 75', async () => {
+    const out = join(work, 'preempt');
+    const children: ChildProcess[] = [];
+    let signalled = false;
+    const runs = await twoNodes(common(out, 100000, 1), (node, stderr, child) => {
+      children[node] = child;
+      if (!signalled && node === 0 && children[1] && /"rank":0,"step":5,/.test(stderr)) {
+        signalled = true;
+        for (const c of children) c.kill('SIGUSR1');
+      }
+    });
+    expect(signalled).toBe(true);
+    for (const r of runs) expect(r.code, r.stderr).toBe(75);
+    expect(runs[0]!.stderr).toMatch(/stopped on SIGUSR1 after \d+ steps .*checkpoint \S+step-\d+/);
+  }, 300_000);
+
+  it('restarts used up: both launchers exit 1 at once with the same message naming the rank that died', async () => {
+    let killedAt = 0;
+    const runs = await twoNodes([...common(join(work, 'budget'), 100000, 1), '--max-restarts', '0'], (node, stderr) => {
+      const pid = /rank 3 pid (\d+)/.exec(stderr)?.[1];
+      if (node === 1 && !killedAt && pid && /"rank":3,"step":3,/.test(stderr)) {
+        killedAt = performance.now();
+        process.kill(Number(pid), 'SIGKILL');
+      }
+    });
+    expect(killedAt).toBeGreaterThan(0);
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('error: worker rank 3 (node 1) was killed by signal SIGKILL\n');
+      // Ordered to stop by the coordinator, not left to find the broken ring (8 s timeout).
+      expect(r.at - killedAt).toBeLessThan(6000);
+    }
+    expect(runs[0]!.stderr).toContain("stopping this node's workers: a worker on another node failed");
+  }, 300_000);
+
+  it('the launcher of node 1 dies: node 0 names it after --heartbeat-timeout and ends the job; node 1\'s workers exit too', async () => {
+    let killedAt = 0;
+    const pids: number[] = [];
+    const runs = await twoNodes([...common(join(work, 'lost'), 100000, 1), '--heartbeat-timeout', '3'], (node, stderr, child) => {
+      if (node === 1 && !killedAt && /"rank":3,"step":3,/.test(stderr)) {
+        pids.push(...[...stderr.matchAll(/rank [23] pid (\d+)/g)].map((m) => Number(m[1])));
+        killedAt = performance.now();
+        child.kill('SIGKILL');
+      }
+    });
+    expect(killedAt).toBeGreaterThan(0);
+    expect(runs[0]!.code, runs[0]!.stderr).toBe(1);
+    expect(runs[0]!.stderr).toMatch(/error: the launcher of node 1 sent nothing for \d+\.\d s/);
+    expect(runs[0]!.at - killedAt).toBeGreaterThan(2500);
+    expect(runs[0]!.at - killedAt).toBeLessThan(20_000);
+    // The orphaned workers noticed their launcher was gone and exited.
+    expect(pids).toHaveLength(2);
+    for (let i = 0; i < 50 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(pids.filter(alive)).toEqual([]);
+  }, 300_000);
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -48,3 +48,4 @@ export {
 } from './buckets.js';
 export { parameterChecksum, verifyParameterChecksum, ChecksumGuard, ChecksumMismatchError, type NamedFloat32 } from './checksum.js';
 export { createGradientReducer, type ReducerOptions, type ReducerStats, type DistGradientReducer } from './reducer.js';
+export { JobCoordinator, CoordinatorServer, CoordinatorClient, localCoordinator, describeFailure, EXIT_PEER_FAILED, type CoordinatorLink, type CoordinatorOptions, type Failure, type Order, type Report } from './coordinator.js';

@@ -145,6 +145,50 @@ export function ringEndpoints(opts: { rank: number; hosts: readonly string[]; ba
   return { bind: addr(rank, hosts[left] === hosts[rank], true), connect: addr(right, hosts[right] === hosts[rank], false) };
 }
 
+/**
+ * ZAP (RFC 27) handler on a context's `inproc://zeromq.zap.01` router: every handshake on a socket
+ * of that context with a zapDomain is admitted only if `admit(mechanism, credentials)` says so
+ * (status 200), else refused (400). Returns when the router closes.
+ */
+export async function serveZap(zap: zmq.Router, admit: (mechanism: string, credentials: Buffer[]) => boolean, denied: () => void): Promise<void> {
+  for (;;) {
+    let req: Buffer[];
+    try {
+      req = await zap.receive();
+    } catch {
+      return; // closed
+    }
+    // [routing id, '', version, request id, domain, address, identity, mechanism, credentials...]
+    const [id, , version, requestId, , , , mechanism, ...credentials] = req;
+    const ok = admit(mechanism?.toString() ?? '', credentials);
+    if (!ok) denied();
+    try {
+      await zap.send([id!, Buffer.alloc(0), version ?? '1.0', requestId ?? '', ok ? '200' : '400', ok ? 'OK' : 'not a member of this job', ok ? 'job-member' : '', Buffer.alloc(0)]);
+    } catch {
+      return;
+    }
+  }
+}
+
+/**
+ * Makes a socket a CURVE server of the job (clients must present the job's client key, checked by
+ * a ZAP handler on `zap`, which must be bound before the socket binds) or a CURVE client of it.
+ */
+export function curveServer(sock: zmq.Socket, keys: JobKeys): void {
+  sock.curveServer = true;
+  sock.curveSecretKey = keys.serverSecret;
+  sock.zapDomain = 'grerank';
+}
+export function curveClient(sock: zmq.Socket, keys: JobKeys): void {
+  sock.curveServerKey = keys.serverPublic;
+  sock.curvePublicKey = keys.clientPublic;
+  sock.curveSecretKey = keys.clientSecret;
+}
+/** Whether a ZAP request presents the job's CURVE client key. */
+export function isJobClient(keys: JobKeys, mechanism: string, [publicKey]: Buffer[]): boolean {
+  return mechanism === 'CURVE' && !!publicKey && publicKey.length === 32 && timingSafeEqual(publicKey, keys.clientPublicRaw);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages
 
@@ -335,15 +379,12 @@ export class RingTransport {
     const keys = security === 'none' ? undefined : deriveJobKeys(opts.secret);
     if (keys) this.keys = keys;
     if (keys && this.inMech === 'curve') {
-      this.inbound.curveServer = true;
-      this.inbound.curveSecretKey = keys.serverSecret;
+      curveServer(this.inbound, keys);
     } else if (keys && this.inMech === 'plain') {
       this.inbound.plainServer = true;
     }
     if (keys && this.outMech === 'curve') {
-      this.outbound.curveServerKey = keys.serverPublic;
-      this.outbound.curvePublicKey = keys.clientPublic;
-      this.outbound.curveSecretKey = keys.clientSecret;
+      curveClient(this.outbound, keys);
     } else if (keys && this.outMech === 'plain') {
       this.outbound.plainUsername = 'grerank';
       this.outbound.plainPassword = keys.plainToken;
@@ -414,30 +455,16 @@ export class RingTransport {
    * a PLAIN (ipc) link only the job's token. Anything else is refused (status 400).
    */
   private async zapLoop(zap: zmq.Router): Promise<void> {
-    for (;;) {
-      let req: Buffer[];
-      try {
-        req = await zap.receive();
-      } catch {
-        return; // closed
-      }
-      // [routing id, '', version, request id, domain, address, identity, mechanism, credentials...]
-      const [id, , version, requestId, , , , mechanism, cred1, cred2] = req;
-      const mech = mechanism?.toString();
-      const k = this.keys!;
-      let ok = false;
-      if (this.inMech === 'curve') ok = mech === 'CURVE' && !!cred1 && cred1.length === 32 && timingSafeEqual(cred1, k.clientPublicRaw);
-      else if (this.inMech === 'plain') {
-        const token = Buffer.from(k.plainToken);
-        ok = mech === 'PLAIN' && !!cred2 && cred2.length === token.length && timingSafeEqual(cred2, token);
-      }
-      if (!ok) this.stats.zapDenied++;
-      try {
-        await zap.send([id!, Buffer.alloc(0), version ?? '1.0', requestId ?? '', ok ? '200' : '400', ok ? 'OK' : 'not a member of this job', ok ? `rank-peer` : '', Buffer.alloc(0)]);
-      } catch {
-        return;
-      }
-    }
+    const k = this.keys!;
+    const token = Buffer.from(k.plainToken);
+    await serveZap(
+      zap,
+      (mech, creds) =>
+        this.inMech === 'curve'
+          ? isJobClient(k, mech, creds)
+          : this.inMech === 'plain' && mech === 'PLAIN' && !!creds[1] && creds[1].length === token.length && timingSafeEqual(creds[1], token),
+      () => this.stats.zapDenied++,
+    );
   }
 
   private watchEvents(): void {

@@ -40,7 +40,8 @@ import { WORKER_ENV, workerIdentity, type WorkerIdentity } from './launch.js';
 import { startHeartbeat } from './heartbeat.js';
 import { planEpoch, stepsPerEpoch } from './plan.js';
 import { createGradientReducer } from './reducer.js';
-import { DistError, RingTransport, ringEndpoints } from './transport.js';
+import { DistError, PeerError, RingTransport, ringEndpoints } from './transport.js';
+import { EXIT_PEER_FAILED } from './coordinator.js';
 
 const STATS_STREAM = 0x7ffffff0;
 const METRICS_STREAM = 0x7ffffff1;
@@ -381,6 +382,12 @@ async function main(): Promise<number> {
   const { cfg, opts } = parseWorkerArgs(argv);
   const id = workerIdentity(process.env, argv);
   const heartbeat = startHeartbeat(id.rank);
+  // Started by a launcher that is now gone: nobody could restart or stop this worker, so it goes
+  // too (rather than hold its device while the job is being torn down).
+  process.once('disconnect', () => {
+    process.stderr.write(`error: rank ${id.rank}: its launcher is gone; exiting\n`);
+    process.exit(1);
+  });
   await pinOneThread(opts.backend);
   const backend = await initBackend(opts.backend, { quiet: id.rank !== 0 });
   const metrics = new TrainingMetrics({ rank: id.rank, node: id.rankHosts[id.rank] ?? hostname() });
@@ -429,7 +436,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       const rank = process.env.GRERANK_RANK ?? '0';
       process.stderr.write(`error: rank ${rank}: ${e instanceof Error ? e.message : String(e)}\n`);
       // Bad input (exit 2) fails the same way on every restart; the launcher does not retry it.
-      process.exit(e instanceof GrerankError && !(e instanceof DistError) ? EXIT_BAD_INPUT : 1);
+      // A rank that only lost its ring neighbour says so (exit 3): the coordinator then names the
+      // rank that failed first-hand, whichever report reached it first.
+      process.exit(e instanceof PeerError ? EXIT_PEER_FAILED : e instanceof GrerankError && !(e instanceof DistError) ? EXIT_BAD_INPUT : 1);
     },
   );
 }
