@@ -1,29 +1,24 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
-import { freePort, removeDir, tempDir } from './helpers/cli.js';
+import { freePort } from './helpers/cli.js';
 import { REPO } from './helpers/shared.js';
-import { oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
+import { relDiff, tinyTrainingJob } from './helpers/tiny.js';
 
 // Two "nodes" on this host: two launchers started the way `srun` starts one per node (the same
 // SLURM job environment, SLURM_NODEID 0 and 1). The node list names this host twice under two
 // spellings, so the launchers take each other for separate hosts: the ring runs over ipc within
 // a node and over tcp between the nodes, as on a cluster, and each launcher only sees its own
 // workers.
-const work = tempDir();
-const model = tinyT5Model([...TINY_WORDS, 'person']);
-const data = join(work, 'train.jsonl');
-writeFileSync(data, oneWordQaLines(16));
-afterAll(() => {
-  removeDir(work);
-  removeDir(model);
-});
+const job = tinyTrainingJob();
+const work = job.work;
+afterAll(job.remove);
 
 const LAUNCHER = join(REPO, 'launcher', 'start.js');
 const NODES = ['localhost', '127.0.0.1'];
-const common = (out: string, steps: number, batch: number) => ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', String(steps), '--batch-size', String(batch), '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '4', '--lr', '1e-3', '--seed', '3', '--backend', 'wasm', '--log-format', 'json', '--metrics-port', '0'];
+const common = (out: string, steps: number, batch: number) => [...job.args(out, steps, batch), '--metrics-port', '0'];
 
 interface NodeRun {
   code: number | null;
@@ -65,16 +60,6 @@ async function twoNodes(args: string[], act?: (node: number, stderr: string, chi
 }
 
 const weights = (out: string) => readSafetensors(join(out, 'reranker', 'model.safetensors'));
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12);
-}
 
 describe('two nodes (two launchers, tcp between them, ipc within each)', () => {
   it('2 nodes × 2 workers × batch 1 train the same reranker as 1 worker × batch 4', async () => {

@@ -4,23 +4,15 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
-import { removeDir, tempDir } from './helpers/cli.js';
 import { REPO } from './helpers/shared.js';
-import { ONE_WORD_ANSWERS, oneWordQaLines, TINY_WORDS, tinyT5Model } from './helpers/tiny.js';
+import { ONE_WORD_ANSWERS, oneWordQaLines, relDiff, tinyTrainingJob } from './helpers/tiny.js';
 
-const work = tempDir();
-const model = tinyT5Model([...TINY_WORDS, 'person']);
-const data = join(work, 'train.jsonl');
-// One-word answers: every example has the same number of target tokens, so the reader's
-// token-mean NLL over 2B examples is the mean of the two B-example halves.
-writeFileSync(data, oneWordQaLines(16));
-afterAll(() => {
-  removeDir(work);
-  removeDir(model);
-});
+const job = tinyTrainingJob();
+const { work, model, data } = job;
+afterAll(job.remove);
 
 const LAUNCHER = join(REPO, 'launcher', 'start.js');
-const common = (out: string, steps: number, batch: number) => ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', String(steps), '--batch-size', String(batch), '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '4', '--lr', '1e-3', '--seed', '3', '--backend', 'wasm', '--log-format', 'json'];
+const common = job.args;
 
 interface Log {
   rank: number;
@@ -35,16 +27,6 @@ function launch(workers: number, args: string[], env: Record<string, string> = {
     .filter((l) => l.startsWith('{"rank"'))
     .map((l) => JSON.parse(l));
   return { code: r.status, stderr: r.stderr, logs };
-}
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12);
 }
 
 describe('data-parallel training over the ZeroMQ ring', () => {

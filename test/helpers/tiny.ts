@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RerankBatch } from '../../src/data/batch.js';
 import { Rng } from '../../src/util/rng.js';
-import { copyModelDir } from './cli.js';
+import { copyModelDir, removeDir, tempDir } from './cli.js';
 import { CHECKPOINTS } from './shared.js';
 import { t5TestTokenizerJson } from './tokenizers.js';
 
@@ -107,4 +107,30 @@ export function randomBatch(seed: number, b = 2, n = 8, l = 8, t = 4): RerankBat
     targetLen: t,
     index: Int32Array.from({ length: b }, (_, i) => i),
   };
+}
+
+/** ‖a − b‖ / ‖b‖: how far trained parameters are from a reference run's. */
+export function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12);
+}
+
+/**
+ * A tiny job for the launcher tests: a work directory, the tiny T5 as reader and reranker, 16
+ * questions with one-word answers (every example has the same number of target tokens, so the
+ * reader's token-mean NLL over 2B examples is the mean of the two B-example halves), and the
+ * training arguments for an output directory, a step count and a per-worker batch.
+ */
+export function tinyTrainingJob(): { work: string; model: string; data: string; args: (out: string, steps: number, batch: number) => string[]; remove: () => void } {
+  const work = tempDir();
+  const model = tinyT5Model([...TINY_WORDS, 'person']);
+  const data = join(work, 'train.jsonl');
+  writeFileSync(data, oneWordQaLines(16));
+  const args = (out: string, steps: number, batch: number) => ['--reader', model, '--reranker', model, '--rankt5-token-id', '10', '--data', data, '--out', out, '--steps', String(steps), '--batch-size', String(batch), '--n-passages', '5', '--k', '2', '--text-maxlength', '24', '--pair-maxlength', '32', '--answer-maxlength', '4', '--lr', '1e-3', '--seed', '3', '--backend', 'wasm', '--log-format', 'json'];
+  return { work, model, data, args, remove: () => (removeDir(work), removeDir(model)) };
 }
