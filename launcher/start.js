@@ -8,9 +8,11 @@
 //
 // With N > 1 (or under SLURM with several nodes) the launcher starts N worker processes
 // (dist/dist/worker.js) with ranks nodeRank × N + i, a fresh job secret (or GRERANK_JOB_SECRET
-// when several nodes must share one) and a private ipc directory, and waits for all. When a
-// worker fails it stops the others and starts them all again from the latest checkpoint, up to
-// --max-restarts times; then it exits non-zero naming the rank. SIGTERM/SIGUSR1 (SLURM
+// when several nodes must share one) and a private ipc directory, and waits for all. A job-wide
+// coordinator (src/dist/coordinator.ts; in node 0's launcher, reached over ZeroMQ at
+// MASTER_ADDR:MASTER_PORT by the others) decides: when a worker fails, every node stops its
+// workers and all start again from the latest checkpoint, up to --max-restarts times; then every
+// launcher exits non-zero naming the rank. SIGTERM/SIGUSR1 (SLURM
 // preemption) are forwarded: the workers save a checkpoint and exit 75, and so does the
 // launcher. See docs/distributed.md.
 import { spawn, spawnSync } from 'node:child_process';
@@ -41,11 +43,14 @@ function usage() {
            with workers: rank 0 serves Prometheus metrics of every rank on http://HOST:P/metrics
            (default 9464; 0 turns it off)
 --max-restarts N
-           with workers: when a worker fails, restart all from the latest checkpoint of --out
-           up to N times (default 2), then exit 1 naming the rank
+           with workers: when a worker fails, stop the workers of every node and restart all
+           from the latest checkpoint of --out, up to N times for the whole job (default 2);
+           then every node's launcher exits 1 naming the rank
 --heartbeat-timeout S
            with workers: a worker that sends no heartbeat for S seconds (alive but hung) is
-           named and killed, and all restart as after a failure (default 60; 0 turns it off)
+           named and killed, and all restart as after a failure; with several nodes, a node's
+           launcher (or node 0's coordinator) silent for S seconds ends the job (default 60;
+           0 turns both off)
 --resume latest|auto|DIR, --save-every N, --keep N, --eval-every N --eval-data FILE
            as in 'grerank train'; SIGTERM or SIGUSR1 makes the workers save a checkpoint and
            exit 75 (EX_TEMPFAIL), for SLURM preemption and requeue

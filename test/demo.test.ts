@@ -43,6 +43,7 @@ describe.skipIf(!existsSync(join(SHIPPED_READER, 'model.safetensors')))('the dem
     // than the untrained reranker's (measured at 40 steps: see docs/demo.md), and its sampling
     // distribution sharpened (the paper's Figure 4 signal).
     const [, untrained, gumbel] = r.results;
+    for (const x of r.results) process.stderr.write(`[demo test] ${x.method}: ${['indirect R@5', 'bridge answer R@5', 'bridge indirect R@5', 'comparison answer R@5', 'comparison indirect R@5'].map((m) => `${m} ${x.metrics[m]}`).join(', ')}\n`);
     process.stderr.write(`[demo test] R@5 untrained ${untrained!.metrics['R@5']} G-Rerank ${gumbel!.metrics['R@5']}; indirect R@5 ${untrained!.metrics['indirect R@5']} / ${gumbel!.metrics['indirect R@5']}\n`);
     expect(gumbel!.metrics['R@5']!).toBeGreaterThan(untrained!.metrics['R@5']! + 0.1);
     const points = JSON.parse(readFileSync(join(out, 'gumbel', 'curve.json'), 'utf8')) as Array<{ maxWeight: number }>;
