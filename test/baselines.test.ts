@@ -155,38 +155,46 @@ function checkKlGradient(obj: DistillationObjective, inputs: StepInputs, b: numb
   w.dispose();
 }
 
+/**
+ * A distillation objective's teacher: for every passage k its score is `sign` × the reader's
+ * mean NLL of the answer given only the passages `keep(k, n)` (each encoded alone, as the
+ * reader sees them), the scores spread by more than `minSpread` (so the check is not vacuous),
+ * its target is their softmax at T_g, and its KL gradient is as defined.
+ */
+function checkTeacher(obj: PDistObjective | LoopObjective, r: FidReader, seed: number, keep: (k: number, n: number) => number[], sign: 1 | -1, minSpread: number): void {
+  const batch = paddedBatch(seed);
+  const { b, n } = batch;
+  const inputs = stepInputs(r, batch);
+  obj.prepare(inputs);
+  const s = obj.teacherScores!.dataSync();
+  const expected: number[] = [];
+  for (let q = 0; q < b; q++) {
+    for (let k = 0; k < n; k++) {
+      const { perToken, count } = readerNll(r, batch, q, keep(k, n));
+      expected.push((sign * perToken.reduce((a, v) => a + v, 0)) / count);
+    }
+  }
+  expect(maxDiff(s, expected)).toBeLessThan(2e-5);
+  expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(minSpread);
+  const target = tf.tidy(() => tf.exp(obj.logTarget!).dataSync());
+  for (let q = 0; q < b; q++) {
+    const want = softmax(expected.slice(q * n, (q + 1) * n), DISTILL_DEFAULTS.temperatureGold);
+    // T_g = 0.01 multiplies score errors by 100.
+    expect(maxDiff(target.slice(q * n, (q + 1) * n), want)).toBeLessThan(5e-3);
+  }
+  checkKlGradient(obj, inputs, b, n);
+  obj.release();
+  disposeInputs(inputs);
+}
+
 describe('PDist: s_k = mean log-likelihood of the answer given q and d_k alone', () => {
   for (const [label, getReader] of [
     ['plain reader', () => reader],
     ['reader with the 3.0.2 cross-attention bias', () => legacyReader],
   ] as const) {
     it(`equals the reader run on each passage encoded alone (${label}); target and gradient as defined`, () => {
-      const r = getReader();
-      const batch = paddedBatch(11);
-      const { b, n } = batch;
-      const inputs = stepInputs(r, batch);
-      const obj = new PDistObjective();
-      obj.prepare(inputs);
-      const s = obj.teacherScores!.dataSync();
-      const expected: number[] = [];
-      for (let q = 0; q < b; q++) {
-        for (let k = 0; k < n; k++) {
-          const { perToken, count } = readerNll(r, batch, q, [k]);
-          expected.push(-perToken.reduce((a, v) => a + v, 0) / count);
-        }
-      }
-      expect(maxDiff(s, expected)).toBeLessThan(2e-5);
       // The scores differ across passages: the check is not vacuous.
-      expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(1e-3);
-      const target = tf.tidy(() => tf.exp(obj.logTarget!).dataSync());
-      for (let q = 0; q < b; q++) {
-        const want = softmax(expected.slice(q * n, (q + 1) * n), DISTILL_DEFAULTS.temperatureGold);
-        // T_g = 0.01 multiplies score errors by 100.
-        expect(maxDiff(target.slice(q * n, (q + 1) * n), want)).toBeLessThan(5e-3);
-      }
-      checkKlGradient(obj, inputs, b, n);
-      obj.release();
-      disposeInputs(inputs);
+      checkTeacher(new PDistObjective(), getReader(), 11, (k) => [k], -1, 1e-3);
     });
   }
 
@@ -221,32 +229,8 @@ describe('LOOP: s_k = mean NLL of the answer given every passage except d_k', ()
     ['reader with the 3.0.2 cross-attention bias', () => legacyReader],
   ] as const) {
     it(`equals the reader run on the n-1 other passages, encoded without d_k (${label}); target and gradient as defined`, () => {
-      const r = getReader();
-      const batch = paddedBatch(21);
-      const { b, n } = batch;
-      const inputs = stepInputs(r, batch);
-      const obj = new LoopObjective();
-      obj.prepare(inputs);
-      const s = obj.teacherScores!.dataSync();
-      const expected: number[] = [];
-      for (let q = 0; q < b; q++) {
-        for (let k = 0; k < n; k++) {
-          const keep = Array.from({ length: n }, (_, i) => i).filter((i) => i !== k);
-          const { perToken, count } = readerNll(r, batch, q, keep);
-          expected.push(perToken.reduce((a, v) => a + v, 0) / count);
-        }
-      }
-      expect(maxDiff(s, expected)).toBeLessThan(2e-5);
-      expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(1e-4);
-      const target = tf.tidy(() => tf.exp(obj.logTarget!).dataSync());
-      for (let q = 0; q < b; q++) {
-        // Higher NLL without d_k -> d_k more important.
-        const want = softmax(expected.slice(q * n, (q + 1) * n), DISTILL_DEFAULTS.temperatureGold);
-        expect(maxDiff(target.slice(q * n, (q + 1) * n), want)).toBeLessThan(5e-3);
-      }
-      checkKlGradient(obj, inputs, b, n);
-      obj.release();
-      disposeInputs(inputs);
+      // Higher NLL without d_k -> d_k more important.
+      checkTeacher(new LoopObjective(), getReader(), 21, (k, n) => Array.from({ length: n }, (_, i) => i).filter((i) => i !== k), 1, 1e-4);
     });
   }
 });

@@ -590,10 +590,8 @@ export class RingTransport {
     void this.sendControl(dir === 'right' ? 'out' : 'in', { ...h, rank: this.rank });
   }
 
-  /** Records the first failure, rejects every waiter, and tells the rest of the ring. */
-  private fail(err: DistError, originate = true): void {
-    if (this.failure) return;
-    this.failure = err;
+  /** Fails the ring formation and every pending receive with `err`; drops parked messages. */
+  private rejectAll(err: DistError): void {
     this.helloWaiter?.reject(err);
     for (const [, w] of this.waiters) {
       clearTimeout(w.timer);
@@ -602,6 +600,13 @@ export class RingTransport {
     }
     this.waiters.clear();
     this.pending.clear();
+  }
+
+  /** Records the first failure, rejects every waiter, and tells the rest of the ring. */
+  private fail(err: DistError, originate = true): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.rejectAll(err);
     if (!originate || this.closed || this.worldSize === 1) return;
     const peer = err instanceof PeerError ? err.peer : this.rank;
     const reason = err instanceof PeerError ? err.reason : 'protocol';
@@ -744,15 +749,7 @@ export class RingTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const err = this.failure ?? new DistError(`rank ${this.rank}: transport is closed`);
-    for (const [, w] of this.waiters) {
-      clearTimeout(w.timer);
-      clearTimeout(w.graceTimer);
-      w.reject(err);
-    }
-    this.waiters.clear();
-    this.pending.clear();
-    this.helloWaiter?.reject(err);
+    this.rejectAll(this.failure ?? new DistError(`rank ${this.rank}: transport is closed`));
     for (const s of [this.inbound, this.outbound, this.zap]) {
       try {
         s?.close();
