@@ -17,7 +17,7 @@ import { Rng } from '../util/rng.js';
 import { AdamW, clipByGlobalNorm, learningRate, type AdamWOptions, type ScheduleOptions } from './optimizer.js';
 import { loadTrainableReader, READER_TRAIN_DEFAULTS, saveReader, type ReaderTrainConfig, type TrainableReader } from './reader.js';
 import { checkTrainEval, epochOrder, isEvalStep, runTrainEval, type TrainConfig, type TrainHooks } from './run.js';
-import type { StepStats } from './step.js';
+import type { GradientResult, StepStats } from './step.js';
 
 /**
  * Joint training of reader and reranker (the paper's Figure 2): the reader is trainable too and
@@ -31,13 +31,10 @@ export const READER_LR_DEFAULT = 1e-4;
 /** Word-embedding tables of the supported rerankers (as in run.ts). */
 const EMBEDDING_NAMES = ['shared.weight', 'roberta.embeddings.word_embeddings.weight'];
 
-export interface JointGradients {
-  loss: number;
+export interface JointGradients extends Omit<GradientResult, 'grads'> {
   /** Aligned with scorer.variables() and reader.t5.params.variables(); the caller disposes them. */
   rerankerGrads: tf.Tensor[];
   readerGrads: tf.Tensor[];
-  mask?: Float32Array;
-  weights?: Float32Array;
 }
 
 /** Forward and backward of one batch through reranker and reader, the reader's encoder taped. */
