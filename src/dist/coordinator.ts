@@ -41,7 +41,9 @@ export type Report =
   | ({ kind: 'failed'; gen: number } & Failure)
   /** All of the node's workers of generation `gen` have exited. */
   | { kind: 'ended'; node: number; gen: number; outcome: 'finished' | 'preempted' | 'stopped' }
-  | { kind: 'alive'; node: number };
+  | { kind: 'alive'; node: number }
+  /** The exit order arrived (node 0 waits for these before it exits, so that none is lost). */
+  | { kind: 'bye'; node: number };
 
 /** What the coordinator tells every launcher. */
 export type Order =
@@ -103,6 +105,7 @@ export class JobCoordinator {
         if (this.ended.size === this.nodes) this.endGeneration();
         return;
       case 'alive':
+      case 'bye':
         return;
     }
   }
@@ -209,6 +212,7 @@ export class CoordinatorServer {
   private readonly router = new zmq.Router({ context: this.ctx, linger: 2000 });
   private readonly zap = new zmq.Router({ context: this.ctx, linger: 0 });
   private readonly peers = new Map<number, { id: Buffer; seen: number }>();
+  private readonly byes = new Set<number>();
   private readonly local = new OrderQueue();
   private readonly coordinator: JobCoordinator;
   private timers: NodeJS.Timeout[] = [];
@@ -285,15 +289,23 @@ export class CoordinatorServer {
       }
       if (!Number.isInteger(r.node) || r.node < 1 || r.node >= this.o.nodes) continue;
       this.peers.set(r.node, { id: id!, seen: Date.now() });
+      if (r.kind === 'bye') this.byes.add(r.node);
       this.coordinator.report(r);
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes the socket. After an exit order, first waits (up to `waitMs`) until every other node
+   * has confirmed it: a process that exits right after a send may take the message with it.
+   */
+  async close(waitMs = 3000): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
     for (const t of this.timers) clearTimeout(t);
-    // Linger lets the last orders (exit) reach the other nodes.
+    if (this.coordinator.done) {
+      const until = Date.now() + waitMs;
+      while (Date.now() < until && [...this.peers.keys()].some((n) => !this.byes.has(n))) await new Promise((r) => setTimeout(r, 20));
+    }
+    this.closed = true;
     this.router.close();
     this.zap.close();
   }
@@ -358,6 +370,7 @@ export class CoordinatorClient implements CoordinatorLink {
       }
       this.seen = Date.now();
       const o = packr.unpack(msg[0]!) as Order;
+      if (o.kind === 'exit') this.send({ kind: 'bye', node: this.node });
       if (o.kind !== 'alive') this.q.push(o);
     }
   }
