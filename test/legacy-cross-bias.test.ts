@@ -110,24 +110,28 @@ function pickIds(stepLogits: tf.Tensor3D): tf.Tensor3D {
   return tf.gather(stepLogits, tf.tensor1d(g.greedy.step_logit_ids, 'int32'), 2) as tf.Tensor3D;
 }
 
-describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoints)', () => {
-  let model: T5Model;
-  let reader: FidReader;
-  let enc: FidEncoding;
+/** The legacy checkpoint loaded with `legacyCrossBias`, its FiD reader, and the test passages encoded: made before the enclosing block's tests, disposed after them. */
+function legacyReader(legacyCrossBias: 'auto' | false): { model: T5Model; reader: FidReader; enc: FidEncoding } {
+  const fx = {} as { model: T5Model; reader: FidReader; enc: FidEncoding };
   beforeAll(() => {
-    model = T5Model.fromStateDict(config, legacySd, { legacyCrossBias: 'auto' });
-    reader = new FidReader(model);
+    fx.model = T5Model.fromStateDict(config, legacySd, { legacyCrossBias });
+    fx.reader = new FidReader(fx.model);
     const { ids, mask } = inputs();
-    enc = reader.encodePassages(ids, mask);
+    fx.enc = fx.reader.encodePassages(ids, mask);
     tf.dispose([ids, mask]);
   });
   afterAll(() => {
-    disposeEncoding(enc);
-    model.dispose();
+    disposeEncoding(fx.enc);
+    fx.model.dispose();
   });
+  return fx;
+}
+
+describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoints)', () => {
+  const fx = legacyReader('auto');
 
   it("'auto' turns the legacy path on iff the checkpoint carries the table", () => {
-    expect(model.legacyCrossBias).toBe(true);
+    expect(fx.model.legacyCrossBias).toBe(true);
     const dflt = T5Model.fromStateDict(config, legacySd);
     expect(dflt.legacyCrossBias).toBe(true);
     dflt.dispose();
@@ -140,13 +144,13 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
 
   it('computes the causal bias over the flattened N*L keys as 3.0.2 compute_bias did', () => {
     const t = g.inputs.decoder_input_ids.shape[1] as number;
-    const s = enc.mask.shape[1];
+    const s = fx.enc.mask.shape[1];
     expect(s).toBe(g.inputs.n_passages * g.inputs.passage_length);
     tf.tidy(() => {
-      check(model.positionBias(LEGACY_CROSS_BIAS, t, s, false), g.legacy_position_bias, 1e-6, 'legacy_position_bias');
+      check(fx.model.positionBias(LEGACY_CROSS_BIAS, t, s, false), g.legacy_position_bias, 1e-6, 'legacy_position_bias');
       // crossBias = encoder padding mask + the legacy bias (3.0.2 folds the mask in, in block 0).
-      const expected = tf.add(maskToBias(enc.mask), toTensor(g.legacy_position_bias));
-      expect(diff(model.crossBias(enc.mask, t), expected)).toBeLessThanOrEqual(1e-6);
+      const expected = tf.add(maskToBias(fx.enc.mask), toTensor(g.legacy_position_bias));
+      expect(diff(fx.model.crossBias(fx.enc.mask, t), expected)).toBeLessThanOrEqual(1e-6);
     });
   });
 
@@ -160,11 +164,11 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
       const ones = tf.ones([1, s], 'int32') as tf.Tensor2D;
       positions.forEach((pos, i) => {
         const ref = { shape: [1, h, 1, s], dtype: 'float32' as const, data: Array.from(tf.slice(rows, [i], [1]).dataSync()) };
-        check(model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, pos), ref, 1e-6, 'incremental_position_bias');
-        check(model.crossBias(ones, 1, undefined, pos), ref, 1e-6, 'incremental_cross_bias');
+        check(fx.model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, pos), ref, 1e-6, 'incremental_position_bias');
+        check(fx.model.crossBias(ones, 1, undefined, pos), ref, 1e-6, 'incremental_cross_bias');
       });
       // Two different query positions in the log-spaced range give different rows: the test has teeth.
-      expect(diff(model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, 16), model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, 0))).toBeGreaterThan(0.1);
+      expect(diff(fx.model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, 16), fx.model.positionBias(LEGACY_CROSS_BIAS, 1, s, false, 0))).toBeGreaterThan(0.1);
     });
   });
 
@@ -173,7 +177,7 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
     tf.tidy(() => {
       const { decIn, labels } = inputs();
       const cap: T5Capture = {};
-      const out = reader.forward(enc, decIn, labels, { capture: cap });
+      const out = fx.reader.forward(fx.enc, decIn, labels, { capture: cap });
       check(out.logits, f.logits, HIDDEN, 'logits');
       check(out.perToken, f.per_token_nll, PROB, 'per_token_nll');
       check(out.loss.dataSync()[0]!, f.loss, PROB, 'loss');
@@ -187,7 +191,7 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
     const d = g.dma;
     tf.tidy(() => {
       const { decIn, labels, m } = inputs();
-      const lossOf = (mm: tf.Tensor2D) => reader.forward(enc, decIn, labels, { logMask: logPassageMask(mm) }).loss;
+      const lossOf = (mm: tf.Tensor2D) => fx.reader.forward(fx.enc, decIn, labels, { logMask: logPassageMask(mm) }).loss;
       const { value, grad } = tf.valueAndGrad(lossOf)(m);
       check(value.dataSync()[0]!, d.loss, PROB, 'dma_loss');
       check(grad, d.dloss_dm, GRAD, 'dma_dloss_dm');
@@ -196,7 +200,7 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
 
   it('reproduces greedy decoding (3.0.2 generate, 6 steps)', () => {
     const gr = g.greedy;
-    const { tokens, stepLogits } = greedy(model, enc, gr.steps);
+    const { tokens, stepLogits } = greedy(fx.model, fx.enc, gr.steps);
     try {
       expect(tokens.flat()).toEqual(gr.tokens.data);
       tf.tidy(() => {
@@ -210,28 +214,15 @@ describe('transformers-3.0.2 cross-attention relative bias (legacy FiD checkpoin
 });
 
 describe('legacyCrossBias: false on the same checkpoint (negative control)', () => {
-  let model: T5Model;
-  let reader: FidReader;
-  let enc: FidEncoding;
-  beforeAll(() => {
-    model = T5Model.fromStateDict(config, legacySd, { legacyCrossBias: false });
-    reader = new FidReader(model);
-    const { ids, mask } = inputs();
-    enc = reader.encodePassages(ids, mask);
-    tf.dispose([ids, mask]);
-  });
-  afterAll(() => {
-    disposeEncoding(enc);
-    model.dispose();
-  });
+  const fx = legacyReader(false);
 
   it('ignores the table: equals the transformers 4.34 golden, differs from the 3.0.2 reference', () => {
-    expect(model.legacyCrossBias).toBe(false);
+    expect(fx.model.legacyCrossBias).toBe(false);
     const f434 = g434.fid;
     tf.tidy(() => {
       const { decIn, labels } = inputs();
       const cap: T5Capture = {};
-      const out = reader.forward(enc, decIn, labels, { capture: cap });
+      const out = fx.reader.forward(fx.enc, decIn, labels, { capture: cap });
       const loss = out.loss.dataSync()[0]!;
       check(out.logits, f434.logits, HIDDEN, 'off_logits_vs_434');
       check(out.perToken, f434.per_token_nll, PROB, 'off_per_token_nll_vs_434');
@@ -249,7 +240,7 @@ describe('legacyCrossBias: false on the same checkpoint (negative control)', () 
   it('masked loss and gradient equal the 4.34 golden and differ from the reference', () => {
     tf.tidy(() => {
       const { decIn, labels, m } = inputs();
-      const lossOf = (mm: tf.Tensor2D) => reader.forward(enc, decIn, labels, { logMask: logPassageMask(mm) }).loss;
+      const lossOf = (mm: tf.Tensor2D) => fx.reader.forward(fx.enc, decIn, labels, { logMask: logPassageMask(mm) }).loss;
       const { value, grad } = tf.valueAndGrad(lossOf)(m);
       const v = value.dataSync()[0]!;
       check(v, g434.dma.loss, PROB, 'off_dma_loss_vs_434');
@@ -260,7 +251,7 @@ describe('legacyCrossBias: false on the same checkpoint (negative control)', () 
   });
 
   it('greedy step logits differ from the reference', () => {
-    const { tokens, stepLogits } = greedy(model, enc, g.greedy.steps);
+    const { tokens, stepLogits } = greedy(fx.model, fx.enc, g.greedy.steps);
     try {
       expect(tokens.flat()).toEqual(g.no_legacy.greedy_tokens.data);
       tf.tidy(() => {
