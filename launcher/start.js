@@ -190,7 +190,7 @@ function runGeneration(gen, restarts) {
         else if ((code !== 0 || signal) && !failed) {
           const cause = signal ? `was killed by signal ${signal}` : code === EXIT_PEER_FAILED ? `stopped: it lost its ring neighbour (exit ${code})` : `exited with code ${code}`;
           log(`rank ${rank} failed (${cause}); stopping the other workers`);
-          fail({ rank, code, signal, cause }, child);
+          fail({ rank, code, cause }, child);
         }
         if (remaining === 0) {
           clearInterval(watch);

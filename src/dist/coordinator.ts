@@ -177,11 +177,15 @@ class OrderQueue {
   }
 }
 
+/** A link to a coordinator in this process (reports are handled after the caller's turn, as a socket would). */
+function inProcessLink(c: JobCoordinator, q: OrderQueue, close: () => Promise<void>): CoordinatorLink {
+  return { send: (r) => queueMicrotask(() => c.report(r)), next: () => q.next(), close };
+}
+
 /** A single node's coordinator in the launcher's own process: no sockets. */
 export function localCoordinator(maxRestarts: number): CoordinatorLink {
   const q = new OrderQueue();
-  const c = new JobCoordinator(1, maxRestarts, (o) => q.push(o));
-  return { send: (r) => queueMicrotask(() => c.report(r)), next: () => q.next(), close: async () => {} };
+  return inProcessLink(new JobCoordinator(1, maxRestarts, (o) => q.push(o)), q, async () => {});
 }
 
 const packr = new Packr({ structuredClone: false });
@@ -262,7 +266,7 @@ export class CoordinatorServer {
 
   /** Node 0's launcher's link (in process). */
   link(): CoordinatorLink {
-    return { send: (r) => queueMicrotask(() => this.coordinator.report(r)), next: () => this.local.next(), close: () => this.close() };
+    return inProcessLink(this.coordinator, this.local, () => this.close());
   }
 
   private broadcast(o: Order): void {
