@@ -2,13 +2,15 @@
 // next to the raw loopback limit (two Node processes blasting one TCP stream with net sockets).
 //
 //   npm run bench:allreduce -- [--procs 2,4] [--sizes 4,16,64,256] [--transports tcp,ipc]
-//                              [--security auto[,curve,none]] [--iters 5] [--json]
+//                              [--security auto[,curve,none]] [--math simd[,scalar]] [--iters 5]
+//                              [--json]
 //
 // Bus bandwidth = 2(n-1)/n x bytes / time (as nccl-tests): what each link carries per second.
 // `time` is, per iteration, the slowest rank's all-reduce after a barrier; the median over the
 // iterations is reported. `auto` = CURVE on tcp, PLAIN on ipc (the default); `none` = no
-// security at all, to measure what security costs (reference only).
-// --json prints one JSON object per line: {"procs","bytes","transport","security","seconds",
+// security at all, to measure what security costs (reference only). `--math scalar` runs the ranks
+// with GRERANK_RING_MATH=scalar (plain JS loops instead of the SIMD kernels), for comparison.
+// --json prints one JSON object per line: {"procs","bytes","transport","security","math","seconds",
 // "busbw_GBps"} per configuration and one {"loopback_GBps"}.
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,7 +23,7 @@ const SELF = fileURLToPath(import.meta.url);
 const MB = 1 << 20;
 
 function parse(argv) {
-  const o = { procs: [2, 4], sizes: [4, 16, 64, 256], transports: ['tcp', 'ipc'], security: ['auto'], iters: 5, json: false, loopbackGiB: 1, timeoutMs: 120_000, frameKB: undefined, segmentMB: undefined, loopback: true };
+  const o = { procs: [2, 4], sizes: [4, 16, 64, 256], transports: ['tcp', 'ipc'], security: ['auto'], math: ['simd'], iters: 5, json: false, loopbackGiB: 1, timeoutMs: 120_000, frameKB: undefined, segmentMB: undefined, loopback: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => argv[++i];
@@ -31,6 +33,7 @@ function parse(argv) {
     else if (a === '--sizes') o.sizes = list(val()).map(Number);
     else if (a === '--transports') o.transports = list(val());
     else if (a === '--security') o.security = list(val());
+    else if (a === '--math') o.math = list(val());
     else if (a === '--iters') o.iters = Number(val());
     else if (a === '--loopback-gib') o.loopbackGiB = Number(val());
     else if (a === '--no-loopback') o.loopback = false;
@@ -38,7 +41,7 @@ function parse(argv) {
     else if (a === '--segment-mb') o.segmentMB = Number(val());
     else if (a === '--io-threads') o.ioThreads = Number(val());
     else if (a === '--help') {
-      console.log('usage: node bench/allreduce.mjs [--procs 2,4] [--sizes 4,16,64,256 (MB)] [--transports tcp,ipc] [--security auto[,curve,none]] [--iters 5] [--json]');
+      console.log('usage: node bench/allreduce.mjs [--procs 2,4] [--sizes 4,16,64,256 (MB)] [--transports tcp,ipc] [--security auto[,curve,none]] [--math simd[,scalar]] [--iters 5] [--json]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -81,7 +84,7 @@ async function child(cfg) {
   process.disconnect();
 }
 
-async function runConfig(o, procs, bytes, transport, security, dir) {
+async function runConfig(o, procs, bytes, transport, security, math, dir) {
   const ports = transport === 'tcp' ? await freePorts(procs) : [];
   const addr = (r) => (transport === 'tcp' ? `tcp://127.0.0.1:${ports[r]}` : `ipc://${dir}/b${procs}-${bytes}-${security}-${r}.sock`);
   const secret = 'bench-secret-0123456789abcdef';
@@ -105,7 +108,8 @@ async function runConfig(o, procs, bytes, transport, security, dir) {
         ioThreads: o.ioThreads,
       },
     };
-    const k = fork(SELF, ['--child', JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const env = { ...process.env, GRERANK_RING_MATH: math };
+    const k = fork(SELF, ['--child', JSON.stringify(cfg)], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     kids.push(k);
     results.push(new Promise((res, rej) => {
       k.once('message', res);
@@ -116,7 +120,7 @@ async function runConfig(o, procs, bytes, transport, security, dir) {
     const rs = await Promise.all(results);
     const perIter = rs[0].times.map((_, i) => Math.max(...rs.map((x) => x.times[i])));
     const seconds = median(perIter);
-    return { procs, bytes, transport, security, seconds, busbw_GBps: ((2 * (procs - 1)) / procs) * bytes / seconds / 1e9 };
+    return { procs, bytes, transport, security, math, seconds, busbw_GBps: ((2 * (procs - 1)) / procs) * bytes / seconds / 1e9 };
   } finally {
     await Promise.all(kids.map((k) => new Promise((res) => (k.exitCode !== null ? res() : (k.once('exit', res), setTimeout(() => k.kill('SIGKILL'), 5000).unref())))));
   }
@@ -173,17 +177,18 @@ async function main() {
     const loopback = o.loopback ? median(lb) : NaN;
     if (o.json) console.log(JSON.stringify({ loopback_GBps: loopback }));
     else console.log(`loopback (one TCP stream, two Node processes, median of 3 x ${o.loopbackGiB} GiB): ${loopback.toFixed(2)} GB/s\n`);
-    if (!o.json) console.log('procs  transport  security     size     seconds   busbw GB/s   % of loopback');
+    if (!o.json) console.log('procs  transport  security  math        size     seconds   busbw GB/s   % of loopback');
+    for (const math of o.math)
     for (const security of o.security)
       for (const procs of o.procs)
         for (const transport of o.transports)
           for (const size of o.sizes) {
-            const row = await runConfig(o, procs, size * MB, transport, security, dir);
+            const row = await runConfig(o, procs, size * MB, transport, security, math, dir);
             rows.push(row);
             if (o.json) console.log(JSON.stringify(row));
             else
               console.log(
-                `${String(procs).padStart(5)}  ${transport.padEnd(9)}  ${security.padEnd(8)} ${`${size} MB`.padStart(8)}  ${row.seconds.toFixed(4).padStart(10)}  ${row.busbw_GBps.toFixed(3).padStart(11)}  ${((100 * row.busbw_GBps) / loopback).toFixed(0).padStart(13)}%`,
+                `${String(procs).padStart(5)}  ${transport.padEnd(9)}  ${security.padEnd(8)}  ${math.padEnd(6)} ${`${size} MB`.padStart(8)}  ${row.seconds.toFixed(4).padStart(10)}  ${row.busbw_GBps.toFixed(3).padStart(11)}  ${((100 * row.busbw_GBps) / loopback).toFixed(0).padStart(13)}%`,
               );
           }
   } finally {

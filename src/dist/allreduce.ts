@@ -18,6 +18,7 @@
  * chunk's owner also checks its reduced values (a NaN or Inf anywhere makes the sum non-finite);
  * all-gather carries the owners' flags to every rank, so every rank returns the same `nonFinite`.
  */
+import { ringMath } from './ringmath.js';
 import { DistError, Phase, payloadFrames, type Received, type RingTransport } from './transport.js';
 
 export interface AllReduceOptions {
@@ -51,11 +52,7 @@ function mod(a: number, n: number): number {
 
 /** True when every element is finite. */
 export function allFinite(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const v = a[i]!;
-    if (v - v !== 0) return false;
-  }
-  return true;
+  return ringMath.allFinite(a);
 }
 
 /** Float32 view of a received frame; copies only if ZeroMQ handed over unaligned memory. */
@@ -76,25 +73,6 @@ function checkBytes(m: Received, elems: number, what: string): void {
     throw new DistError(`${what}: rank ${m.header.rank} sent ${m.header.bytes} bytes where ${elems * 4} were expected (buffers of different sizes on different ranks?)`);
   }
   for (const f of m.frames) if (f.length % 4 !== 0) throw new DistError(`${what}: rank ${m.header.rank} sent a frame of ${f.length} bytes (not whole float32s)`);
-}
-
-/** v += w, element-wise (same lengths). */
-function addInto(v: Float32Array, w: Float32Array): void {
-  const len = v.length;
-  for (let i = 0; i < len; i++) v[i] = v[i]! + w[i]!;
-}
-
-/** v = w = (v + w) / n; returns true when some result is not finite. */
-function finish(v: Float32Array, w: Float32Array, n: number): boolean {
-  const len = v.length;
-  let bad = false;
-  for (let i = 0; i < len; i++) {
-    const s = (v[i]! + w[i]!) / n;
-    v[i] = s;
-    w[i] = s;
-    if (s - s !== 0) bad = true;
-  }
-  return bad;
 }
 
 /** The default pipelining segment: large buckets are cut into pieces of about this size. */
@@ -159,8 +137,8 @@ async function reduceSegment(t: RingTransport, buf: Float32Array, opts: BucketOp
       const w = buf.subarray(off, off + v.length);
       // Not last: partial sum += our share, forwarded as is. Last: chunk c = r + 1 is complete;
       // its average goes into the message (to send on) and into our bucket.
-      if (last) bad = finish(v, w, n) || bad;
-      else addInto(v, w);
+      if (last) bad = ringMath.averageInto(v, w, n) || bad;
+      else ringMath.addInto(v, w);
       writeBack(v, frame);
       off += v.length;
     }
