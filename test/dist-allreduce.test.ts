@@ -23,6 +23,7 @@ import {
   parameterChecksum,
   ringEndpoints,
   PeerError,
+  type RingSecurity,
 } from '../src/dist/index.js';
 
 /** Every worker process this file started, so none outlives it whatever fails. */
@@ -100,7 +101,7 @@ class Cluster {
 
   private static count = 0;
 
-  static async start(n: number, kind: 'tcp' | 'ipc', opts: { timeoutMs?: number; dir: string; secret?: string }): Promise<Cluster> {
+  static async start(n: number, kind: 'tcp' | 'ipc', opts: { timeoutMs?: number; dir: string; secret?: string; security?: RingSecurity }): Promise<Cluster> {
     const c = new Cluster(n, opts.secret ?? newJobSecret());
     const ports = kind === 'tcp' ? await freePorts(n) : [];
     const tag = Cluster.count++;
@@ -108,7 +109,7 @@ class Cluster {
     const ready: Promise<Reply>[] = [];
     for (let r = 0; r < n; r++) {
       c.addresses.push({ bind: addr(r), connect: addr((r + 1) % n) });
-      const cfg = { rank: r, worldSize: n, bind: addr(r), connect: addr((r + 1) % n), secret: c.secret, timeoutMs: opts.timeoutMs ?? 5000, connectTimeoutMs: 15_000 };
+      const cfg = { rank: r, worldSize: n, bind: addr(r), connect: addr((r + 1) % n), secret: c.secret, timeoutMs: opts.timeoutMs ?? 5000, connectTimeoutMs: 15_000, security: opts.security };
       const p = fork(WORKER, [JSON.stringify(cfg)], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       spawned.add(p);
       p.once('exit', () => spawned.delete(p));
@@ -187,7 +188,7 @@ function ok(m: Reply): Reply {
 
 let dir: string;
 const clusters: Cluster[] = [];
-async function cluster(n: number, kind: 'tcp' | 'ipc', opts: { timeoutMs?: number } = {}): Promise<Cluster> {
+async function cluster(n: number, kind: 'tcp' | 'ipc', opts: { timeoutMs?: number; security?: RingSecurity } = {}): Promise<Cluster> {
   const c = await Cluster.start(n, kind, { ...opts, dir });
   clusters.push(c);
   return c;
@@ -448,9 +449,12 @@ describe('security', () => {
   });
 });
 
-describe('security on ipc links', () => {
-  it('ipc links authenticate with the job token (PLAIN + ZAP): strangers are refused, results unaffected', async () => {
-    const c = await cluster(2, 'ipc');
+describe('PLAIN links', () => {
+  it.each([
+    ['ipc', 'auto'],
+    ['tcp', 'plain'],
+  ] as const)('%s links under security %s authenticate with the job token (PLAIN + ZAP): strangers are refused, results unaffected', async (kind, security) => {
+    const c = await cluster(2, kind, { security });
     const stats0 = ok((await c.all(() => ({ cmd: 'stats' })))[0]!);
     expect(stats0.mechanisms).toEqual(['plain', 'plain']);
     const packr = new Packr({ useRecords: false });

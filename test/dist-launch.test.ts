@@ -60,6 +60,10 @@ describe('SLURM hostlists and environment', () => {
     expect(workerIdentity({ GRERANK_JOB_SECRET: 's' }, ['--rank', '2', '--world-size', '3']).rank).toBe(2);
     expect(() => workerIdentity({ GRERANK_RANK: '1', GRERANK_WORLD_SIZE: '2' })).toThrow(/GRERANK_JOB_SECRET/);
     expect(() => workerIdentity({ GRERANK_RANK: '2', GRERANK_WORLD_SIZE: '2', GRERANK_JOB_SECRET: 's' })).toThrow(/not below/);
+    expect(id.security).toBe('auto');
+    expect(workerIdentity({ GRERANK_JOB_SECRET: 's', GRERANK_RING_SECURITY: 'plain' }).security).toBe('plain');
+    // `none` exists for benchmarks only: a worker never opens an unguarded port.
+    expect(() => workerIdentity({ GRERANK_JOB_SECRET: 's', GRERANK_RING_SECURITY: 'none' })).toThrow("GRERANK_RING_SECURITY is 'none': expected auto, curve, plain");
   });
 });
 

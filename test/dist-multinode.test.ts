@@ -62,19 +62,19 @@ async function twoNodes(args: string[], act?: (node: number, stderr: string, chi
 const weights = (out: string) => readSafetensors(join(out, 'reranker', 'model.safetensors'));
 
 describe('two nodes (two launchers, tcp between them, ipc within each)', () => {
-  it('2 nodes × 2 workers × batch 1 train the same reranker as 1 worker × batch 4', async () => {
+  it('2 nodes × 2 workers × batch 1 train the same reranker as 1 worker × batch 4 (with --ring-security plain)', async () => {
     const steps = 4;
     const single = spawnSync(process.execPath, [LAUNCHER, '--cpu-workers', '1', ...common(join(work, 'one'), steps, 4)], { encoding: 'utf8', timeout: 240_000 });
     expect(single.status, single.stderr).toBe(0);
     const out = join(work, 'nodes');
-    const runs = await twoNodes(common(out, steps, 1));
+    const runs = await twoNodes([...common(out, steps, 1), '--ring-security', 'plain']);
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
     expect(runs[0]!.stderr).toContain('node 0/2: starting ranks 0..1 of 4');
     expect(runs[1]!.stderr).toContain('node 1/2: starting ranks 2..3 of 4');
     // Within a node over ipc, between the nodes over tcp: rank 1 sends to rank 2, rank 3 to rank 0.
-    expect(runs[0]!.stderr).toMatch(/rank 0: joining the ring \(listening on tcp:\/\/localhost:\d+, sending to ipc:\/\/\S+\/rank-1\.sock\)/);
-    expect(runs[0]!.stderr).toMatch(/rank 1: joining the ring \(listening on ipc:\/\/\S+\/rank-1\.sock, sending to tcp:\/\/127\.0\.0\.1:\d+\)/);
-    expect(runs[1]!.stderr).toMatch(/rank 3: joining the ring \(listening on ipc:\/\/\S+\/rank-3\.sock, sending to tcp:\/\/localhost:\d+\)/);
+    expect(runs[0]!.stderr).toMatch(/rank 0: joining the ring \(listening on tcp:\/\/localhost:\d+, sending to ipc:\/\/\S+\/rank-1\.sock; ring security plain\)/);
+    expect(runs[0]!.stderr).toMatch(/rank 1: joining the ring \(listening on ipc:\/\/\S+\/rank-1\.sock, sending to tcp:\/\/127\.0\.0\.1:\d+; ring security plain\)/);
+    expect(runs[1]!.stderr).toMatch(/rank 3: joining the ring \(listening on ipc:\/\/\S+\/rank-3\.sock, sending to tcp:\/\/localhost:\d+; ring security plain\)/);
     const a = weights(out);
     for (const [name, t] of weights(join(work, 'one'))) expect(relDiff(a.get(name)!.data as Float32Array, t.data as Float32Array), name).toBeLessThanOrEqual(1e-5);
     const cfg = JSON.parse(readFileSync(join(out, 'train-config.json'), 'utf8')) as { distributed: { worldSize: number; globalBatch: number } };
@@ -98,6 +98,7 @@ describe('two nodes (two launchers, tcp between them, ipc within each)', () => {
     });
     expect(killed).toBe(true);
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    expect(runs[1]!.stderr).toContain('; ring security auto)'); // CURVE between the nodes
     // The coordinator (in node 0's launcher) named the rank that died, on both nodes, not the ranks
     // of node 0 that only lost their ring neighbour, and restarted both nodes together.
     for (const r of runs) expect(r.stderr).toContain('worker rank 3 (node 1) was killed by signal SIGKILL; restarting all workers from the latest checkpoint (1/1)');

@@ -15,6 +15,8 @@ export {
   ringEndpoints,
   payloadFrames,
   z85Encode,
+  RING_SECURITY,
+  type RingSecurity,
   type RingTransportOptions,
   type Header,
   type Received,

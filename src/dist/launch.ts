@@ -157,6 +157,8 @@ export const WORKER_ENV = {
   ipcDir: 'GRERANK_IPC_DIR',
   secret: 'GRERANK_JOB_SECRET',
   timeoutMs: 'GRERANK_DIST_TIMEOUT_MS',
+  /** How ring links are guarded: auto (default), curve or plain (launcher: --ring-security). */
+  ringSecurity: 'GRERANK_RING_SECURITY',
   /** How many times the launcher has restarted this job's workers (0 on the first start). */
   restarts: 'GRERANK_RESTARTS',
 } as const;
@@ -170,6 +172,20 @@ export interface WorkerIdentity {
   ipcDir: string;
   secret: string;
   timeoutMs: number;
+  security: WorkerRingSecurity;
+}
+
+/** The ring security modes a worker accepts (`none`, for benchmarks only, is not among them). */
+export const WORKER_RING_SECURITY = ['auto', 'curve', 'plain'] as const;
+export type WorkerRingSecurity = (typeof WORKER_RING_SECURITY)[number];
+
+/** Checks a --ring-security / GRERANK_RING_SECURITY value. */
+export function parseRingSecurity(value: string | undefined, source: string): WorkerRingSecurity {
+  if (value === undefined || value === '') return 'auto';
+  if (!(WORKER_RING_SECURITY as readonly string[]).includes(value)) {
+    throw new GrerankError(`${source} is '${value}': expected ${WORKER_RING_SECURITY.join(', ')}`);
+  }
+  return value as WorkerRingSecurity;
 }
 
 /** A worker's identity from its environment (GRERANK_*), with argv overrides `--rank R --world-size W`. */
@@ -198,5 +214,6 @@ export function workerIdentity(env: Env, argv: readonly string[] = []): WorkerId
     ipcDir: e[WORKER_ENV.ipcDir] ?? '/tmp',
     secret,
     timeoutMs: int(e, WORKER_ENV.timeoutMs, 1) ?? 60_000,
+    security: parseRingSecurity(e[WORKER_ENV.ringSecurity], WORKER_ENV.ringSecurity),
   };
 }

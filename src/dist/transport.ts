@@ -235,6 +235,10 @@ export interface Received {
 
 const packr = new Packr({ useRecords: false });
 
+/** How ring links are guarded; see {@link RingTransportOptions.security}. */
+export const RING_SECURITY = ['auto', 'curve', 'plain', 'none'] as const;
+export type RingSecurity = (typeof RING_SECURITY)[number];
+
 export interface RingTransportOptions {
   rank: number;
   worldSize: number;
@@ -261,10 +265,14 @@ export interface RingTransportOptions {
    *   the secret and checked by ZAP: strangers are refused, but payloads are not encrypted, which
    *   on one node protects against nothing root could not read anyway and saves the crypto cost.
    * - `curve`: CURVE on every link.
+   * - `plain`: PLAIN with the secret's token on every link, tcp:// included: strangers are still
+   *   refused and cannot inject gradients, but payloads cross the network unencrypted and someone
+   *   who can read the cluster's traffic can learn the token. For trusted fabrics where CURVE's
+   *   per-byte crypto would cap the all-reduce (see docs/distributed.md).
    * - `none`: no authentication at all; for measuring the cost of security only, never on a
    *   reachable port.
    */
-  security?: 'auto' | 'curve' | 'none';
+  security?: RingSecurity;
   /**
    * ZeroMQ I/O threads of this rank's context (default 2): with two, encrypting outgoing and
    * decrypting incoming CURVE traffic run on separate threads.
@@ -363,9 +371,9 @@ export class RingTransport {
     this.right = (rank + 1) % worldSize;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     const security = opts.security ?? 'auto';
-    if (!['auto', 'curve', 'none'].includes(security)) throw new DistError(`unknown security mode ${String(security)} (auto, curve, none)`);
+    if (!RING_SECURITY.includes(security)) throw new DistError(`unknown security mode ${String(security)} (${RING_SECURITY.join(', ')})`);
     const mech = (addr: string): 'curve' | 'plain' | 'none' =>
-      security === 'none' ? 'none' : security === 'curve' || !addr.startsWith('ipc://') ? 'curve' : 'plain';
+      security === 'none' || security === 'plain' ? security : security === 'curve' || !addr.startsWith('ipc://') ? 'curve' : 'plain';
     this.inMech = mech(opts.bind);
     this.outMech = mech(opts.connect);
     this.frameBytes = opts.frameBytes ?? (this.outMech === 'curve' ? 64 << 10 : 1 << 20);

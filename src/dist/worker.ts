@@ -238,8 +238,8 @@ export async function runWorker(
   if (id.worldSize > 1) {
     const { bind, connect } = ringEndpoints({ rank: id.rank, hosts: id.rankHosts, basePort: id.basePort, ipcDir: id.ipcDir });
     // Said before joining, so that a ring that never forms shows which address to look at.
-    process.stderr.write(`[grerank] rank ${id.rank}: joining the ring (listening on ${bind}, sending to ${connect})\n`);
-    transport = await RingTransport.open({ rank: id.rank, worldSize: id.worldSize, bind, connect, secret: id.secret, timeoutMs: id.timeoutMs, ioThreads: 1 });
+    process.stderr.write(`[grerank] rank ${id.rank}: joining the ring (listening on ${bind}, sending to ${connect}; ring security ${id.security})\n`);
+    transport = await RingTransport.open({ rank: id.rank, worldSize: id.worldSize, bind, connect, secret: id.secret, timeoutMs: id.timeoutMs, security: id.security, ioThreads: 1 });
   }
   const reduce = transport ? createGradientReducer(transport, { names: scorer.variables().map((v) => v.name), timeoutMs: id.timeoutMs }) : undefined;
   const guard = transport && opts.checksumEvery > 0 ? new ChecksumGuard(transport, opts.checksumEvery) : undefined;
