@@ -5,7 +5,8 @@ import { DEMO_DEFAULTS, runDemo, SHIPPED_READER, type DemoOptions } from '../src
 import { removeDir, tempDir } from './helpers/cli.js';
 
 const STEPS = 40;
-const EVAL_QUESTIONS = 60;
+/** All 200 test questions: 52 indirect passages of comparison questions, enough to compare. */
+const EVAL_QUESTIONS = 200;
 
 /**
  * A reduced `npm start`: the default benchmark and the shipped reader, two methods for a short
@@ -46,6 +47,12 @@ describe.skipIf(!existsSync(join(SHIPPED_READER, 'model.safetensors')))('the dem
     for (const x of r.results) process.stderr.write(`[demo test] ${x.method}: ${['indirect R@5', 'bridge answer R@5', 'bridge indirect R@5', 'comparison answer R@5', 'comparison indirect R@5'].map((m) => `${m} ${x.metrics[m]}`).join(', ')}\n`);
     process.stderr.write(`[demo test] R@5 untrained ${untrained!.metrics['R@5']} G-Rerank ${gumbel!.metrics['R@5']}; indirect R@5 ${untrained!.metrics['indirect R@5']} / ${gumbel!.metrics['indirect R@5']}\n`);
     expect(gumbel!.metrics['R@5']!).toBeGreaterThan(untrained!.metrics['R@5']! + 0.1);
+    // Indirectly relevant passages: on comparison questions ("Who was born first, A or B?") the
+    // passage about the entity that is not the answer holds no answer, yet the reader needs it,
+    // and G-Rerank learns to rank it (measured: 7.7% -> 23.1% of those 52 passages at 40 steps,
+    // 53.8% at the full 150). Bridge passages are not asserted: the demo reader barely uses them
+    // and every trained reranker ranks them lower than the untrained one does (docs/demo.md).
+    expect(gumbel!.metrics['comparison indirect R@5']!).toBeGreaterThan(untrained!.metrics['comparison indirect R@5']! + 0.1);
     const points = JSON.parse(readFileSync(join(out, 'gumbel', 'curve.json'), 'utf8')) as Array<{ maxWeight: number }>;
     const mean = (xs: Array<{ maxWeight: number }>) => xs.reduce((a, p) => a + p.maxWeight, 0) / xs.length;
     process.stderr.write(`[demo test] max sampling weight: first 5 steps ${mean(points.slice(0, 5))}, last 5 ${mean(points.slice(-5))}\n`);
