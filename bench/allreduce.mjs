@@ -2,13 +2,13 @@
 // next to the raw loopback limit (two Node processes blasting one TCP stream with net sockets).
 //
 //   npm run bench:allreduce -- [--procs 2,4] [--sizes 4,16,64,256] [--transports tcp,ipc]
-//                              [--security auto[,curve,none]] [--math simd[,scalar]] [--iters 5]
+//                              [--security auto[,plain,curve,none]] [--math simd[,scalar]] [--iters 5]
 //                              [--json]
 //
 // Bus bandwidth = 2(n-1)/n x bytes / time (as nccl-tests): what each link carries per second.
 // `time` is, per iteration, the slowest rank's all-reduce after a barrier; the median over the
-// iterations is reported. `auto` = CURVE on tcp, PLAIN on ipc (the default); `none` = no
-// security at all, to measure what security costs (reference only). `--math scalar` runs the ranks
+// iterations is reported. `auto` = CURVE on tcp, PLAIN on ipc (the default); `plain` = PLAIN on
+// every link (--ring-security plain); `curve` = CURVE on every link; `none` = no security at all, to measure what security costs (reference only). `--math scalar` runs the ranks
 // with GRERANK_RING_MATH=scalar (plain JS loops instead of the SIMD kernels), for comparison.
 // --json prints one JSON object per line: {"procs","bytes","transport","security","math","seconds",
 // "busbw_GBps"} per configuration and one {"loopback_GBps"}.
@@ -41,7 +41,7 @@ function parse(argv) {
     else if (a === '--segment-mb') o.segmentMB = Number(val());
     else if (a === '--io-threads') o.ioThreads = Number(val());
     else if (a === '--help') {
-      console.log('usage: node bench/allreduce.mjs [--procs 2,4] [--sizes 4,16,64,256 (MB)] [--transports tcp,ipc] [--security auto[,curve,none]] [--math simd[,scalar]] [--iters 5] [--json]');
+      console.log('usage: node bench/allreduce.mjs [--procs 2,4] [--sizes 4,16,64,256 (MB)] [--transports tcp,ipc] [--security auto[,plain,curve,none]] [--math simd[,scalar]] [--iters 5] [--json]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
