@@ -85,10 +85,10 @@ for (const flag of ['--gpus', '--cpu-workers']) {
   }
 }
 /** Removes `flag VALUE` (the launcher's own options) from args; exits 2 on a bad value. */
-function takeOption(flag, fallback, ok, needs) {
+function takeOption(flag, fallback, ok, needs, parse = Number) {
   const i = args.indexOf(flag);
   if (i < 0) return fallback;
-  const v = Number(args[i + 1]);
+  const v = parse(args[i + 1] ?? '');
   if (!ok(v)) {
     process.stderr.write(`error: ${flag} needs ${needs}\n`);
     process.exit(2);
@@ -98,14 +98,8 @@ function takeOption(flag, fallback, ok, needs) {
 }
 const maxRestarts = takeOption('--max-restarts', 2, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
 const heartbeatTimeout = takeOption('--heartbeat-timeout', 60, (v) => Number.isFinite(v) && v >= 0, 'a non-negative number of seconds');
-let ringSecurity = process.env.GRERANK_RING_SECURITY;
-{
-  const i = args.indexOf('--ring-security');
-  if (i >= 0) {
-    ringSecurity = args[i + 1] ?? '';
-    args.splice(i, 2);
-  }
-}
+// Checked against the modes once the dist modules are loaded (parseRingSecurity below).
+let ringSecurity = takeOption('--ring-security', process.env.GRERANK_RING_SECURITY, () => true, 'a mode', String);
 const distributed = asked || Number(process.env.SLURM_NNODES ?? '1') > 1;
 if (!distributed || args.includes('--demo')) {
   const rest = args.filter((a) => a !== '--demo');

@@ -4,6 +4,7 @@
  * them to place `workersPerNode` workers on this node. See docs/distributed.md ("Launching").
  */
 import { GrerankError } from '../errors.js';
+import type { RingSecurity } from './transport.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -175,9 +176,10 @@ export interface WorkerIdentity {
   security: WorkerRingSecurity;
 }
 
-/** The ring security modes a worker accepts (`none`, for benchmarks only, is not among them). */
-export const WORKER_RING_SECURITY = ['auto', 'curve', 'plain'] as const;
-export type WorkerRingSecurity = (typeof WORKER_RING_SECURITY)[number];
+/** The transport's ring security modes less `none` (benchmarks only): what a worker accepts. */
+export type WorkerRingSecurity = Exclude<RingSecurity, 'none'>;
+// A type-only tie to the transport's list, so that this module stays free of ZeroMQ.
+export const WORKER_RING_SECURITY = ['auto', 'curve', 'plain'] as const satisfies readonly WorkerRingSecurity[];
 
 /** Checks a --ring-security / GRERANK_RING_SECURITY value. */
 export function parseRingSecurity(value: string | undefined, source: string): WorkerRingSecurity {
