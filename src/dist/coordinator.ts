@@ -276,27 +276,15 @@ export class CoordinatorServer {
     for (const [, p] of this.peers) this.router.send([p.id, bytes]).catch(() => {});
   }
 
-  private async receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.router.receive();
-      } catch {
-        return; // closed
-      }
-      const [id, body] = msg;
-      let r: Report;
-      try {
-        r = packr.unpack(body!) as Report;
-      } catch {
-        continue; // not ours: only job members get this far, so a bug; ignore it
-      }
-      if (!Number.isInteger(r.node) || r.node < 1 || r.node >= this.o.nodes) continue;
+  private receiveLoop(): Promise<void> {
+    return receiveEach<Report>(this.router, (r, [id]) => {
+      if (!Number.isInteger(r.node) || r.node < 1 || r.node >= this.o.nodes) return;
       this.peers.set(r.node, { id: id!, seen: Date.now() });
       if (r.kind === 'bye') this.byes.add(r.node);
       this.coordinator.report(r);
-    }
+    });
   }
+
 
   /**
    * Closes the socket. After an exit order, first waits (up to `waitMs`) until every other node
@@ -364,25 +352,42 @@ export class CoordinatorClient implements CoordinatorLink {
     return this.q.next();
   }
 
-  private async receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.sock.receive();
-      } catch {
-        return;
-      }
+  private receiveLoop(): Promise<void> {
+    return receiveEach<Order>(this.sock, (o) => {
       this.seen = Date.now();
-      const o = packr.unpack(msg[0]!) as Order;
       if (o.kind === 'exit') this.send({ kind: 'bye', node: this.node });
       if (o.kind !== 'alive') this.q.push(o);
-    }
+    });
   }
+
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
     this.sock.close();
+  }
+}
+
+/**
+ * Hands each message's decoded last frame (and all frames) to `handle` until the socket closes.
+ * An undecodable body is dropped: CURVE lets only job members this far, so it is a bug, and one
+ * bad message must not end the loop.
+ */
+async function receiveEach<T>(sock: { receive(): Promise<Buffer[]> }, handle: (body: T, frames: Buffer[]) => void): Promise<void> {
+  for (;;) {
+    let msg: Buffer[];
+    try {
+      msg = await sock.receive();
+    } catch {
+      return; // closed
+    }
+    let body: T;
+    try {
+      body = packr.unpack(msg[msg.length - 1]!) as T;
+    } catch {
+      continue;
+    }
+    handle(body, msg);
   }
 }
