@@ -27,6 +27,8 @@ export function registerDemo(program: Command): void {
     .option('--reader-questions <n>', `synthetic training questions, all of which the reader learns from [${d.readerQuestions}]`, int('--reader-questions'))
     .option('--train-questions <n>', `the first n of them train the rerankers [${d.trainQuestions}]`, int('--train-questions'))
     .option('--test-questions <n>', `synthetic test questions [${d.testQuestions}]`, int('--test-questions'))
+    .option('--reader-renamed-steps <n>', `the reader's second stage: steps on questions with renamed entities and chain questions (0: none) [${d.readerRenamedSteps}]`, int('--reader-renamed-steps', 0))
+    .option('--reader-batch-size <n>', `questions per reader update [${d.readerBatchSize}]`, int('--reader-batch-size'))
     .option('--reader-steps <n>', `reader training steps when no matching reader is shipped or cached [${d.readerSteps}]`, int('--reader-steps'))
     .addOption(new Option('--reranker-init <from>', `the untrained reranker's weights: the reader's T5 (RankT5's recipe) or random [${d.rerankerInit}]`).choices(['reader', 'random']))
     .option('--reranker-steps <n>', `training steps of every method (the same budget) [${d.rerankerSteps}]`, int('--reranker-steps'))
@@ -54,6 +56,8 @@ export function registerDemo(program: Command): void {
           ...given('trainQuestions'),
           ...given('testQuestions'),
           ...given('readerSteps'),
+          ...given('readerRenamedSteps'),
+          ...given('readerBatchSize'),
           ...given('rerankerSteps'),
           ...given('rerankerInit'),
           ...given('batchSize'),

@@ -127,6 +127,7 @@ interface World {
   /** entity -> entities of the same kind sharing a name word. */
   namesakes: Map<number, number[]>;
   sizes: Record<string, number>;
+  names: SynthNamePools;
 }
 
 /** English words the templates use; generated names must not collide with them. */
@@ -312,6 +313,15 @@ function buildWorld(rng: Rng, totalQuestions: number): World {
     similar,
     namesakes,
     sizes: { countries: nCountries, cities: nCities, persons: nPersons, films: nFilms, companies: nCompanies, facts: facts.length },
+    names: {
+      given: givenPool,
+      surname: surnamePool,
+      filmFirst: filmPoolA,
+      filmSecond: filmPoolB,
+      companyRoot: companyRoots,
+      city: cities.map((c) => c.name),
+      country: countries.map((c) => c.name),
+    },
   };
 }
 
@@ -1075,8 +1085,24 @@ function splitStats(examples: SynthExample[], candidates: number): SplitStats {
 // ---------------------------------------------------------------------------------------------
 // Generation and output
 
+/**
+ * The words entity names are made of, by pool. Every word belongs to exactly one pool and is never
+ * a template word, so a word-for-word substitution within the pools (relabelEntities) renames
+ * entities without touching anything else.
+ */
+export interface SynthNamePools {
+  given: string[];
+  surname: string[];
+  filmFirst: string[];
+  filmSecond: string[];
+  companyRoot: string[];
+  city: string[];
+  country: string[];
+}
+
 export interface SynthResult {
   splits: Record<SplitName, SynthExample[]>;
+  names: SynthNamePools;
   /** Every token used (questions, answers, titles, texts), most frequent first, case kept. */
   vocab: string[];
   stats: SynthStats;
@@ -1133,7 +1159,37 @@ export function generateSynth(opts: Partial<SynthOptions> = {}): SynthResult {
     vocabulary: { words: vocab.length, lowercased: new Set(vocab.map((w) => w.toLowerCase())).size, unseen_in_train: { dev: unseen('dev'), test: unseen('test') } },
     lengths: { question_words: summary(qLen), passage_words: summary(pLen) },
   };
-  return { splits, vocab, stats };
+  return { splits, vocab, stats, names: world.names };
+}
+
+/**
+ * The example with its entities renamed: within each name pool a random permutation, the same
+ * for the question, answers, titles and texts, so the example says the same thing about other
+ * names (labels and answers stay right: the substitution is one-to-one and the answer is renamed
+ * with its passage). Each call draws new permutations, so the facts an example states hold only
+ * for that example.
+ *
+ * Why: a small reader trained on the world's facts memorises them (film -> director -> city)
+ * instead of reading, and memorised facts do not carry over to the test questions' entities
+ * (docs/demo.md). Renamed examples can only be answered by reading the passages, chaining
+ * through the bridge passage where the question needs it.
+ */
+export function relabelEntities(ex: SynthExample, pools: SynthNamePools, rng: Rng): SynthExample {
+  const map = new Map<string, string>();
+  for (const pool of Object.values(pools) as string[][]) {
+    const to = rng.shuffle([...pool]);
+    pool.forEach((w, i) => map.set(w, to[i]!));
+  }
+  const sub = (t: string) => t.replace(/[\p{L}\p{N}]+/gu, (w) => map.get(w) ?? w);
+  return {
+    ...ex,
+    question: sub(ex.question),
+    target: sub(ex.target),
+    answers: ex.answers.map(sub),
+    entities: ex.entities.map(sub),
+    bridge: ex.bridge.map(sub),
+    ctxs: ex.ctxs.map((c) => ({ ...c, title: sub(c.title), text: sub(c.text) })),
+  };
 }
 
 /** The files of one run, by name. */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateSynth, wordOverlap, writeSynth, type SynthExample, type SynthPassage } from '../data/synth.js';
+import { generateSynth, writeSynth, type SynthExample, type SynthNamePools } from '../data/synth.js';
 import { wordTokenizerJson } from '../data/vocab-tokenizer.js';
 import { GrerankError } from '../errors.js';
 import { formatResults, type EvalResult } from '../eval/evaluate.js';
@@ -13,8 +13,8 @@ import { tokenizerFromJson } from '../io/tokenizer.js';
 import { initT5StateDict, t5Config } from '../models/t5-init.js';
 import type { T5Config } from '../models/t5.js';
 import { trainReader, READER_TRAIN_DEFAULTS } from '../train/reader.js';
-import { Rng } from '../util/rng.js';
 import { writeCurvesSvg } from './curves.js';
+import { readerTrainingLines } from './reader-data.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LAUNCHER = join(ROOT, 'launcher', 'start.js');
@@ -41,6 +41,12 @@ export interface DemoOptions {
   readerBatchSize: number;
   /** Passages per question the reader is trained with: the gold ones plus look-alike and random distractors. */
   readerPassages: number;
+  /**
+   * The reader's second stage: steps on the same questions with every question's entities renamed
+   * (nothing to memorise) plus a chain question per birthplace question (reader-data.ts), starting
+   * from the first stage's reader. 0: no second stage.
+   */
+  readerRenamedSteps: number;
   /**
    * Where the untrained reranker's weights come from: the reader's T5 (as RankT5 starts from a
    * pretrained T5, with no ranking training) or random.
@@ -77,6 +83,7 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'out'> = {
   readerSteps: 5000,
   readerBatchSize: 16,
   readerPassages: 6,
+  readerRenamedSteps: 0,
   rerankerInit: 'reader',
   rerankerSteps: 150,
   batchSize: 2,
@@ -111,6 +118,8 @@ interface DemoSetup {
   data: string;
   /** All training questions (the reader's data). */
   readerTrain: readonly SynthExample[];
+  /** The world's name pools (renamed reader data). */
+  names: SynthNamePools;
   /** The test questions (the evaluation data). */
   test: readonly SynthExample[];
   /** The T5 configuration of the reader and the reranker. */
@@ -122,6 +131,8 @@ interface DemoSetup {
   scoreToken: number;
   /** What a trained reader depends on (compared with a reader's reader.settings.json). */
   readerSettings: string;
+  /** The same for the reader's first stage (equal to readerSettings without a second stage). */
+  readerFirstSettings: string;
 }
 
 function setup(o: DemoOptions): DemoSetup {
@@ -145,7 +156,7 @@ function setup(o: DemoOptions): DemoSetup {
   const initConfig = join(o.out, 't5-config.json');
   writeFileSync(initConfig, JSON.stringify(hfConfig, null, 2) + '\n');
   log(o)(`data: ${o.trainQuestions} training and ${o.testQuestions} test questions, ${o.candidates} candidates each, vocabulary ${tok.vocabSize} (${data})`);
-  const readerSettings = JSON.stringify({
+  const readerFirstSettings = JSON.stringify({
     data: { seed: o.seed, train: o.readerQuestions, test: o.testQuestions, candidates: o.candidates },
     tokenizer: tokJson.length,
     hfConfig,
@@ -154,53 +165,28 @@ function setup(o: DemoOptions): DemoSetup {
     passages: o.readerPassages,
     distractors: 'look-alikes 3/4, random 1/4',
   });
-  return { data, readerTrain: synth.splits.train, test: synth.splits.test, t5: cfg, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings };
+  const readerSettings =
+    o.readerRenamedSteps === 0
+      ? readerFirstSettings
+      : JSON.stringify({ first: JSON.parse(readerFirstSettings), renamed: { steps: o.readerRenamedSteps, lr: RENAMED_LR, chain: true } });
+  return { data, readerTrain: synth.splits.train, names: synth.names, test: synth.splits.test, t5: cfg, tokFile, tokJson, hfConfig, initConfig, scoreToken: tok.tokenToId(SCORE_TOKEN)!, readerSettings, readerFirstSettings };
 }
 
 const log = (o: DemoOptions) => o.log ?? (() => {});
 
-function readerMatches(dir: string, s: DemoSetup): boolean {
+function readerMatches(dir: string, settings: string): boolean {
   const stamp = join(dir, 'reader.settings.json');
-  return existsSync(join(dir, 'model.safetensors')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === s.readerSettings;
+  return existsSync(join(dir, 'model.safetensors')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === settings;
 }
 
-/**
- * The reader's training questions, each with the gold passages and `n - gold` distractors,
- * shuffled: three quarters are the candidates that share the most words with a gold passage
- * (another person "born in" another city, the same person in another film), the rest random.
- *
- * Why: a reader trained on the 1000-odd questions with all 20 candidates memorised them and
- * stopped reading (its test loss was the same with and without the gold passages). With many
- * questions and random distractors it learned to read but took a shortcut: the one passage of
- * the answer's kind ("X was born in C") gives the answer without the bridge passage, so the
- * bridge was worth little to it (and so to G-Rerank). Look-alikes of the gold passages make the
- * bridge the only way to tell which "born in" passage is the right one.
- */
-export function readerTrainingLines(examples: readonly SynthExample[], n: number, seed: number): string {
-  const rng = new Rng(seed);
-  return examples
-    .map((ex) => {
-      const gold = ex.ctxs.filter((c) => c.gold);
-      const likeness = (c: SynthPassage) => Math.max(...gold.map((g) => wordOverlap(`${g.title} ${g.text}`, c)));
-      // Stable: ties keep the retriever's order.
-      const others = ex.ctxs
-        .filter((c) => !c.gold)
-        .map((c, i) => ({ c, i, like: likeness(c) }))
-        .sort((x, y) => y.like - x.like || x.i - y.i)
-        .map((x) => x.c);
-      const need = Math.max(0, n - gold.length);
-      const hard = Math.ceil((3 * need) / 4);
-      const rest = rng.shuffle(others.slice(hard));
-      return JSON.stringify({ ...ex, ctxs: rng.shuffle([...gold, ...others.slice(0, hard), ...rest.slice(0, need - hard)]) }) + '\n';
-    })
-    .join('');
-}
+/** The second stage's learning rate: half the first's, as it starts from a trained reader. */
+const RENAMED_LR = 5e-4;
 
-/** Trains the demo's reader from scratch (gold passages and distractors, teacher forcing) into `dir`. */
-async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<void> {
+/** The first stage: a reader trained from scratch (gold passages and distractors, teacher forcing) into `dir`. */
+async function buildFirstStage(o: DemoOptions, s: DemoSetup, dir: string): Promise<void> {
   log(o)(`reader: training a FiD reader from scratch (d_model ${o.dModel}, ${o.layers}+${o.layers} layers) on ${o.readerQuestions} questions for ${o.readerSteps} steps`);
   const file = join(o.out, 'reader-train.jsonl');
-  writeFileSync(file, readerTrainingLines(s.readerTrain, o.readerPassages, o.seed + 5));
+  writeFileSync(file, readerTrainingLines(s.readerTrain, { passages: o.readerPassages, seed: o.seed + 5 }));
   await trainReader(
     {
       ...READER_TRAIN_DEFAULTS,
@@ -218,19 +204,56 @@ async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<v
     },
     (st, total) => o.onStep?.('reader', st.step, total, { loss: st.loss }),
   );
+  writeFileSync(join(dir, 'reader.settings.json'), s.readerFirstSettings);
+}
+
+/** The second stage: the first stage's reader trained on from `first` into `dir` with renamed and chain questions. */
+async function buildRenamedStage(o: DemoOptions, s: DemoSetup, first: string, dir: string): Promise<void> {
+  log(o)(`reader: training it on with renamed entities and chain questions for ${o.readerRenamedSteps} steps`);
+  const file = join(o.out, 'reader-train-renamed.jsonl');
+  writeFileSync(file, readerTrainingLines(s.readerTrain, { passages: o.readerPassages, seed: o.seed + 5, names: s.names, chain: true }));
+  await trainReader(
+    {
+      ...READER_TRAIN_DEFAULTS,
+      reader: first,
+      data: file,
+      out: dir,
+      steps: o.readerRenamedSteps,
+      batchSize: o.readerBatchSize,
+      encode: { nPassages: o.readerPassages, passageMaxLength: PASSAGE_LEN, answerMaxLength: ANSWER_LEN },
+      lr: RENAMED_LR,
+      warmupSteps: Math.round(o.readerRenamedSteps / 20),
+      seed: o.seed + 7,
+    },
+    (st, total) => o.onStep?.('reader (renamed)', st.step, total, { loss: st.loss }),
+  );
   writeFileSync(join(dir, 'reader.settings.json'), s.readerSettings);
+}
+
+/** Trains the reader of these settings into `dir`, reusing a first stage cached in the run directory. */
+async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<void> {
+  if (o.readerRenamedSteps === 0) return buildFirstStage(o, s, dir);
+  const first = join(o.out, 'reader-first');
+  if (readerMatches(first, s.readerFirstSettings)) log(o)(`reader: reusing the first stage ${first}`);
+  else await buildFirstStage(o, s, first);
+  await buildRenamedStage(o, s, first, dir);
 }
 
 /** The reader: the shipped one or the run's cached one when their settings match, else trained now. */
 async function reader(o: DemoOptions, s: DemoSetup): Promise<string> {
-  if (readerMatches(SHIPPED_READER, s)) {
+  if (readerMatches(SHIPPED_READER, s.readerSettings)) {
     log(o)(`reader: using the shipped reader ${SHIPPED_READER} (rebuild: grerank demo --build-reader)`);
     return SHIPPED_READER;
   }
   const dir = join(o.out, 'reader');
-  if (readerMatches(dir, s)) log(o)(`reader: reusing ${dir}`);
+  if (readerMatches(dir, s.readerSettings)) log(o)(`reader: reusing ${dir}`);
   else await buildReader(o, s, dir);
   return dir;
+}
+
+/** The reader of these settings (shipped, cached in the run directory, or trained now): its directory. */
+export async function demoReader(o: DemoOptions): Promise<string> {
+  return reader(o, setup(o));
 }
 
 /** `grerank demo --build-reader`: trains the reader of these settings into assets/demo-reader. */
