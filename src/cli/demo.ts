@@ -4,14 +4,8 @@ import { buildShippedReader, DEMO_DEFAULTS, DEMO_METHODS, runDemo, type DemoMeth
 import { GrerankError } from '../errors.js';
 import { Progress } from '../obs/progress.js';
 import { action } from './run.js';
+import { intArg } from './options.js';
 
-function int(name: string, min = 1): (v: string) => number {
-  return (v: string) => {
-    const x = Number(v);
-    if (!Number.isInteger(x) || x < min) throw new GrerankError(`${name} must be an integer >= ${min}, got "${v}"`);
-    return x;
-  };
-}
 
 /** Settings of `--quick`: a smoke test of every stage in a couple of minutes. */
 const QUICK: Partial<DemoOptions> = { readerQuestions: 400, trainQuestions: 120, testQuestions: 40, readerSteps: 150, readerBatchSize: 4, rerankerSteps: 20 };
@@ -23,20 +17,20 @@ export function registerDemo(program: Command): void {
     .description('the embedded default: synthetic multi-hop QA, a small FiD reader, G-Rerank and the EMDR/PDist/LOOP/ADist baselines trained on 2 CPU workers, one table (no downloads, no GPU)')
     .option('--out <dir>', 'run directory (a rerun resumes and reuses what it holds)', 'runs/demo')
     .option('--quick', `a much smaller run for a smoke test (${Object.entries(QUICK).map(([k, v]) => `${k} ${v}`).join(', ')})`)
-    .option('--seed <n>', `seed of data and weights [${d.seed}]`, int('--seed', 0))
-    .option('--reader-questions <n>', `synthetic training questions, all of which the reader learns from [${d.readerQuestions}]`, int('--reader-questions'))
-    .option('--train-questions <n>', `the first n of them train the rerankers [${d.trainQuestions}]`, int('--train-questions'))
-    .option('--test-questions <n>', `synthetic test questions [${d.testQuestions}]`, int('--test-questions'))
-    .option('--reader-renamed-steps <n>', `the reader's second stage: steps on questions with renamed entities and chain questions (0: none) [${d.readerRenamedSteps}]`, int('--reader-renamed-steps', 0))
-    .option('--reader-batch-size <n>', `questions per reader update [${d.readerBatchSize}]`, int('--reader-batch-size'))
-    .option('--reader-steps <n>', `reader training steps when no matching reader is shipped or cached [${d.readerSteps}]`, int('--reader-steps'))
+    .option('--seed <n>', `seed of data and weights [${d.seed}]`, intArg('--seed', 0))
+    .option('--reader-questions <n>', `synthetic training questions, all of which the reader learns from [${d.readerQuestions}]`, intArg('--reader-questions', 1))
+    .option('--train-questions <n>', `the first n of them train the rerankers [${d.trainQuestions}]`, intArg('--train-questions', 1))
+    .option('--test-questions <n>', `synthetic test questions [${d.testQuestions}]`, intArg('--test-questions', 1))
+    .option('--reader-renamed-steps <n>', `the reader's second stage: steps on questions with renamed entities and chain questions (0: none) [${d.readerRenamedSteps}]`, intArg('--reader-renamed-steps', 0))
+    .option('--reader-batch-size <n>', `questions per reader update [${d.readerBatchSize}]`, intArg('--reader-batch-size', 1))
+    .option('--reader-steps <n>', `reader training steps when no matching reader is shipped or cached [${d.readerSteps}]`, intArg('--reader-steps', 1))
     .addOption(new Option('--reranker-init <from>', `the untrained reranker's weights: the reader's T5 (RankT5's recipe) or random [${d.rerankerInit}]`).choices(['reader', 'random']))
-    .option('--reranker-steps <n>', `training steps of every method (the same budget) [${d.rerankerSteps}]`, int('--reranker-steps'))
-    .option('--batch-size <n>', `questions per worker and step [${d.batchSize}]`, int('--batch-size'))
-    .option('--workers <n>', `CPU worker processes of each training job (and parallel evaluations) [${d.workers}]`, int('--workers'))
+    .option('--reranker-steps <n>', `training steps of every method (the same budget) [${d.rerankerSteps}]`, intArg('--reranker-steps', 1))
+    .option('--batch-size <n>', `questions per worker and step [${d.batchSize}]`, intArg('--batch-size', 1))
+    .option('--workers <n>', `CPU worker processes of each training job (and parallel evaluations) [${d.workers}]`, intArg('--workers', 1))
     .option('--methods <list>', `comma-separated, from ${Object.keys(DEMO_METHODS).join(',')} [all]`)
-    .option('--metrics-port <port>', 'Prometheus endpoint of the training jobs [a free port, printed]', int('--metrics-port', 0))
-    .option('--eval-limit <n>', 'evaluate on the first n test questions only', int('--eval-limit'))
+    .option('--metrics-port <port>', 'Prometheus endpoint of the training jobs [a free port, printed]', intArg('--metrics-port', 0))
+    .option('--eval-limit <n>', 'evaluate on the first n test questions only', intArg('--eval-limit', 1))
     .option('--no-generate', 'ranking metrics only: the reader does not answer (faster)')
     .option('--build-reader', 'train the demo reader of these settings into assets/demo-reader (what the repository ships) and stop')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')

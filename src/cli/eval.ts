@@ -7,14 +7,8 @@ import { readJsonFile } from '../io/checkpoint.js';
 import { BASELINES, EVAL_DEFAULTS, EVAL_SETTINGS, evaluate, formatResults, type Baseline, type EvalResult, type EvalSetting, type RankerSource } from '../eval/evaluate.js';
 import { Progress } from '../obs/progress.js';
 import { action } from './run.js';
+import { intArg } from './options.js';
 
-function int(name: string, min: number): (v: string) => number {
-  return (v: string) => {
-    const x = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(x) || x < min) throw new GrerankError(`${name} must be an integer >= ${min}, got "${v}"`);
-    return x;
-  };
-}
 
 interface EvalFlags {
   reranker?: string;
@@ -65,22 +59,22 @@ export function registerEval(program: Command): void {
     .option('--reranker <dir>', 'reranker to evaluate: RankT5 (model_type t5) or BGE (xlm-roberta) directory')
     .option('--weights <file>', 'weights.json of `grerank train --method weights` (Algorithm 2) instead of a reranker')
     .addOption(new Option('--baseline <order>', 'rank without a model').choices([...BASELINES]))
-    .option('--rankt5-token-id <id>', 'RankT5 scoring token [32089]', int('--rankt5-token-id', 0))
+    .option('--rankt5-token-id <id>', 'RankT5 scoring token [32089]', intArg('--rankt5-token-id', 0))
     .option('--reader <dir>', 'FiD reader (Hugging Face T5 directory with tokenizer.json); needed with --generate')
     .option('--data <file>', 'labelled data (ctxs with gold / has_answer, as `grerank prepare` writes)')
-    .option('--k <n>', `passages kept (top-k) [${d.k}]`, int('--k', 1), d.k)
+    .option('--k <n>', `passages kept (top-k) [${d.k}]`, intArg('--k', 1), d.k)
     .addOption(new Option('--setting <name>', 'which queries these are: mining = training queries, reranker = test queries (recorded only)').choices([...EVAL_SETTINGS]).default(d.setting))
     .option('--generate', 'generator setting: the reader answers from the top-k passages (greedy) -> EM, SubEM, F1')
     .option('--out <file>', 'write the results as JSON (metric names as in the table)')
     .option('--name <label>', 'name of the method in the table and the JSON')
-    .option('--batch-size <n>', `questions per forward pass [${d.batchSize}]`, int('--batch-size', 1), d.batchSize)
-    .option('--limit <n>', 'evaluate only the first n questions', int('--limit', 1))
-    .option('--n-passages <n>', 'candidates per question: the first n of ctxs [all; weights: as many as learned]', int('--n-passages', 1))
-    .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.pairMaxLength}]`, int('--pair-maxlength', 4), d.pairMaxLength)
-    .option('--text-maxlength <n>', `reader tokens per passage [${d.passageMaxLength}]`, int('--text-maxlength', 4), d.passageMaxLength)
-    .option('--max-answer-tokens <n>', `greedy decoding limit [${d.maxAnswerTokens}]`, int('--max-answer-tokens', 1), d.maxAnswerTokens)
-    .option('--seed <n>', `seed of the random baseline [${d.seed}]`, int('--seed', 0), d.seed)
-    .option('--log-every <n>', 'batches between progress lines when not on a terminal [about 20 lines in all]', int('--log-every', 1))
+    .option('--batch-size <n>', `questions per forward pass [${d.batchSize}]`, intArg('--batch-size', 1), d.batchSize)
+    .option('--limit <n>', 'evaluate only the first n questions', intArg('--limit', 1))
+    .option('--n-passages <n>', 'candidates per question: the first n of ctxs [all; weights: as many as learned]', intArg('--n-passages', 1))
+    .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.pairMaxLength}]`, intArg('--pair-maxlength', 4), d.pairMaxLength)
+    .option('--text-maxlength <n>', `reader tokens per passage [${d.passageMaxLength}]`, intArg('--text-maxlength', 4), d.passageMaxLength)
+    .option('--max-answer-tokens <n>', `greedy decoding limit [${d.maxAnswerTokens}]`, intArg('--max-answer-tokens', 1), d.maxAnswerTokens)
+    .option('--seed <n>', `seed of the random baseline [${d.seed}]`, intArg('--seed', 0), d.seed)
+    .option('--log-every <n>', 'batches between progress lines when not on a terminal [about 20 lines in all]', intArg('--log-every', 1))
     .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .option('--compare <results...>', 'print one table comparing saved results (JSON files of --out) and exit')

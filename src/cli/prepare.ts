@@ -3,14 +3,8 @@ import { GrerankError } from '../errors.js';
 import { formatSummary, NothingWrittenError, prepare } from '../data/prepare/prepare.js';
 import { SOURCES, type Source } from '../data/prepare/sources.js';
 import { action } from './run.js';
+import { intArg } from './options.js';
 
-function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
-  return (v: string) => {
-    const x = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(x) || x < min || x > max) throw new GrerankError(`${name} must be an integer from ${min} to ${max}, got "${v}"`);
-    return x;
-  };
-}
 
 export function registerPrepare(program: Command): void {
   program
@@ -19,11 +13,11 @@ export function registerPrepare(program: Command): void {
     .addOption(new Option('--from <source>', 'raw format of --in').choices([...SOURCES]).makeOptionMandatory())
     .requiredOption('--in <file>', 'raw file: JSON array or JSON lines (streamed)')
     .requiredOption('--out <file>', 'training file to write (JSON lines); written to a temporary file beside it and renamed at the end')
-    .option('--seed <n>', 'seed of candidate shuffling and padding', int('--seed', 0, 0xffffffff), 0)
-    .option('--n-candidates <n>', 'MuSiQue: pad to n with paragraphs of other questions; FiD/DPR: keep the first n retrieved', int('--n-candidates', 1), 20)
+    .option('--seed <n>', 'seed of candidate shuffling and padding', intArg('--seed', 0, 0xffffffff), 0)
+    .option('--n-candidates <n>', 'MuSiQue: pad to n with paragraphs of other questions; FiD/DPR: keep the first n retrieved', intArg('--n-candidates', 1), 20)
     .option('--pad', 'pad every source to --n-candidates, not only MuSiQue')
     .option('--skip-invalid', 'skip and count bad records (reasons in the summary) instead of stopping at the first')
-    .option('--limit <n>', 'stop after n examples written (a prefix of the full output)', int('--limit', 1))
+    .option('--limit <n>', 'stop after n examples written (a prefix of the full output)', intArg('--limit', 1))
     .option('--quiet', 'no progress lines and no summary on stderr')
     .addHelpText(
       'after',

@@ -1,14 +1,8 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { formatSynthSummary, generateSynth, MIN_CANDIDATES, SYNTH_DEFAULTS, writeSynth } from '../data/synth.js';
 import { action } from './run.js';
+import { intArg } from './options.js';
 
-function int(name: string, min: number): (v: string) => number {
-  return (v: string) => {
-    const x = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(x) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}.`);
-    return x;
-  };
-}
 
 export function registerSynth(program: Command): void {
   const d = SYNTH_DEFAULTS;
@@ -16,11 +10,11 @@ export function registerSynth(program: Command): void {
     .command('synth')
     .description('generate a synthetic multi-hop QA benchmark (bridge and comparison questions with hard distractors) in the training format')
     .requiredOption('--out <dir>', 'output directory: train.jsonl, dev.jsonl, test.jsonl, vocab.txt, stats.json')
-    .option('--seed <n>', `seed of the world, the questions and the candidate order [${d.seed}]`, int('--seed', 0))
-    .option('--train <n>', `training questions [${d.train}]`, int('--train', 0))
-    .option('--dev <n>', `development questions [${d.dev}]`, int('--dev', 0))
-    .option('--test <n>', `test questions [${d.test}]`, int('--test', 0))
-    .option('--candidates <n>', `passages per question, gold included [${d.candidates}]`, int('--candidates', MIN_CANDIDATES))
+    .option('--seed <n>', `seed of the world, the questions and the candidate order [${d.seed}]`, intArg('--seed', 0))
+    .option('--train <n>', `training questions [${d.train}]`, intArg('--train', 0))
+    .option('--dev <n>', `development questions [${d.dev}]`, intArg('--dev', 0))
+    .option('--test <n>', `test questions [${d.test}]`, intArg('--test', 0))
+    .option('--candidates <n>', `passages per question, gold included [${d.candidates}]`, intArg('--candidates', MIN_CANDIDATES))
     .addHelpText(
       'after',
       `
