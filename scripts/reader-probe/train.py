@@ -12,10 +12,12 @@ ap.add_argument('--init', default='scratch', help="'scratch' or a Hugging Face r
 ap.add_argument('--train', default='train', help='training set(s): train (the demo recipe), hard, chain, or several joined by +')
 ap.add_argument('--steps', type=int, default=5000); ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--bs', type=int, default=16)
 ap.add_argument('--every', type=int, default=1000); ap.add_argument('--threads', type=int, default=1)
+ap.add_argument('--decoder-layers', type=int, default=0, help='decoder layers of a reader from scratch (0: the demo config)')
 ap.add_argument('--save-hf', default='', help='write the trained reader here as a Hugging Face directory')
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(0)
 meta = json.load(open(f'{a.dir}/meta.json')); c = json.load(open('assets/demo-reader/config.json'))
+if a.decoder_layers: assert a.init == 'scratch', '--decoder-layers needs --init scratch'; c['num_decoder_layers'] = a.decoder_layers
 m = FiD(c)
 if a.init == 'scratch':  # Hugging Face's T5 initialisation
     d, f, dk = c['d_model'], c['d_ff'], c['d_kv']
