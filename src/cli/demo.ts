@@ -6,7 +6,6 @@ import { Progress } from '../obs/progress.js';
 import { action } from './run.js';
 import { intArg } from './options.js';
 
-
 /** Settings of `--quick`: a smoke test of every stage in a couple of minutes. */
 const QUICK: Partial<DemoOptions> = { readerQuestions: 400, trainQuestions: 120, testQuestions: 40, readerSteps: 150, readerBatchSize: 4, rerankerSteps: 20 };
 

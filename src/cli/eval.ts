@@ -9,7 +9,6 @@ import { Progress } from '../obs/progress.js';
 import { action } from './run.js';
 import { intArg } from './options.js';
 
-
 interface EvalFlags {
   reranker?: string;
   weights?: string;

@@ -19,6 +19,6 @@ export function numberArg(name: string, o: { integer?: boolean; min?: number; ma
 }
 
 /** numberArg for integers from `min` (default 0) to `max`. */
-export function intArg(name: string, min = 0, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
-  return numberArg(name, { integer: true, min, max: max === Number.MAX_SAFE_INTEGER ? Infinity : max });
+export function intArg(name: string, min = 0, max = Infinity): (v: string) => number {
+  return numberArg(name, { integer: true, min, max });
 }

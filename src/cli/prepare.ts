@@ -5,7 +5,6 @@ import { SOURCES, type Source } from '../data/prepare/sources.js';
 import { action } from './run.js';
 import { intArg } from './options.js';
 
-
 export function registerPrepare(program: Command): void {
   program
     .command('prepare')

@@ -3,7 +3,6 @@ import { formatSynthSummary, generateSynth, MIN_CANDIDATES, SYNTH_DEFAULTS, writ
 import { action } from './run.js';
 import { intArg } from './options.js';
 
-
 export function registerSynth(program: Command): void {
   const d = SYNTH_DEFAULTS;
   program

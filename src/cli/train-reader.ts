@@ -5,8 +5,7 @@ import { readJsonFile } from '../io/checkpoint.js';
 import { Progress } from '../obs/progress.js';
 import { READER_TRAIN_DEFAULTS, trainReader, type ReaderTrainConfig } from '../train/reader.js';
 import { action } from './run.js';
-import { numberArg } from './options.js';
-
+import { intArg, numberArg } from './options.js';
 
 export function registerTrainReader(program: Command): void {
   const d = READER_TRAIN_DEFAULTS;
@@ -17,23 +16,23 @@ export function registerTrainReader(program: Command): void {
     .option('--reader <dir>', 'reader to fine-tune: Hugging Face T5 directory with tokenizer.json')
     .option('--init-config <file>', 'instead of --reader: a T5 config.json to initialise a new reader from (needs --tokenizer)')
     .option('--tokenizer <file>', "tokenizer.json (or a directory with one): the new reader's, or one replacing the checkpoint's")
-    .option('--init-seed <n>', `seed of the fresh initialisation [${d.initSeed}]`, numberArg('--init-seed', { integer: true, min: 0 }))
+    .option('--init-seed <n>', `seed of the fresh initialisation [${d.initSeed}]`, intArg('--init-seed', 0))
     .option('--data <file>', 'training data: JSON lines or a JSON array of {question, answers|target, ctxs}')
     .option('--out <dir>', 'where the trained reader goes (a Hugging Face directory; replaced if it exists)')
-    .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, numberArg('--steps', { integer: true, min: 0 }))
-    .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, numberArg('--epochs', { integer: true, min: 1 }))
-    .option('--batch-size <n>', `questions per update [${d.batchSize}]`, numberArg('--batch-size', { integer: true, min: 1 }))
-    .option('--n-passages <n>', `passages per question (the first n of ctxs) [${d.encode.nPassages}]`, numberArg('--n-passages', { integer: true, min: 1 }))
-    .option('--text-maxlength <n>', `tokens per passage [${d.encode.passageMaxLength}]`, numberArg('--text-maxlength', { integer: true, min: 4 }))
-    .option('--answer-maxlength <n>', `target tokens, </s> included [${d.encode.answerMaxLength}]`, numberArg('--answer-maxlength', { integer: true, min: 2 }))
+    .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, intArg('--steps', 0))
+    .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, intArg('--epochs', 1))
+    .option('--batch-size <n>', `questions per update [${d.batchSize}]`, intArg('--batch-size', 1))
+    .option('--n-passages <n>', `passages per question (the first n of ctxs) [${d.encode.nPassages}]`, intArg('--n-passages', 1))
+    .option('--text-maxlength <n>', `tokens per passage [${d.encode.passageMaxLength}]`, intArg('--text-maxlength', 4))
+    .option('--answer-maxlength <n>', `target tokens, </s> included [${d.encode.answerMaxLength}]`, intArg('--answer-maxlength', 2))
     .option('--lr <x>', `peak learning rate (AdamW) [${d.lr}]`, numberArg('--lr', { min: 0 }))
-    .option('--warmup-steps <n>', `linear warm-up [${d.warmupSteps}]`, numberArg('--warmup-steps', { integer: true, min: 0 }))
+    .option('--warmup-steps <n>', `linear warm-up [${d.warmupSteps}]`, intArg('--warmup-steps', 0))
     .option('--weight-decay <x>', `AdamW weight decay [${d.weightDecay}]`, numberArg('--weight-decay', { min: 0 }))
     .option('--clip-norm <x>', `global gradient-norm clip, 0 = off [${d.clipNorm}]`, numberArg('--clip-norm', { min: 0 }))
     .addOption(new Option('--schedule <kind>', `learning-rate schedule [${d.schedule}]`).choices(['linear', 'constant']))
-    .option('--seed <n>', `seed of the data order and the target choice [${d.seed}]`, numberArg('--seed', { integer: true, min: 0 }))
-    .option('--limit <n>', 'use only the first n examples', numberArg('--limit', { integer: true, min: 1 }))
-    .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, numberArg('--log-every', { integer: true, min: 1 }))
+    .option('--seed <n>', `seed of the data order and the target choice [${d.seed}]`, intArg('--seed', 0))
+    .option('--limit <n>', 'use only the first n examples', intArg('--limit', 1))
+    .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, intArg('--log-every', 1))
     .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .action(

@@ -12,10 +12,9 @@ import { readerConfigOf, trainJoint, READER_LR_DEFAULT } from '../train/joint.js
 import { trainReader } from '../train/reader.js';
 import { METHODS, normaliseAccumulation, TRAIN_DEFAULTS, TRAIN_TARGETS, trainReranker, type TrainConfig, type TrainEvalEvent, type TrainHooks, type TrainTarget } from '../train/run.js';
 import { action } from './run.js';
-import { numberArg } from './options.js';
+import { intArg, numberArg } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
 
 export function registerTrain(program: Command): void {
   const d = TRAIN_DEFAULTS;
@@ -25,46 +24,46 @@ export function registerTrain(program: Command): void {
     .option('--config <file>', 'JSON file with any of the options below (flags override it)')
     .option('--reader <dir>', 'FiD reader: Hugging Face T5 directory with tokenizer.json')
     .option('--reranker <dir>', 'reranker to train: RankT5 (model_type t5) or BGE (xlm-roberta) directory')
-    .option('--rankt5-token-id <id>', `RankT5 scoring token [${d.rankT5TokenId}]`, numberArg('--rankt5-token-id', { integer: true, min: 0 }))
+    .option('--rankt5-token-id <id>', `RankT5 scoring token [${d.rankT5TokenId}]`, intArg('--rankt5-token-id', 0))
     .option('--freeze-embeddings', "keep the reranker's word embeddings fixed (saves memory; BGE's table is 250k rows)")
     .option('--data <file>', 'training data: JSON lines or a JSON array of {question, answers, ctxs}')
     .option('--out <dir>', 'where the trained reranker (out/reranker) or weights (out/weights.json) go')
     .addOption(new Option('--method <name>', 'objective').choices([...METHODS]))
-    .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, numberArg('--steps', { integer: true, min: 0 }))
-    .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, numberArg('--epochs', { integer: true, min: 1 }))
-    .option('--batch-size <n>', `questions per update [${d.batchSize}]`, numberArg('--batch-size', { integer: true, min: 1 }))
-    .option('--accumulation-steps <n>', 'micro-batches of --batch-size summed into one update (gradient accumulation) [1]', numberArg('--accumulation-steps', { integer: true, min: 1 }))
-    .option('--n-passages <n>', `candidates per question (top-k of n) [${d.encode.nPassages}]`, numberArg('--n-passages', { integer: true, min: 1 }))
-    .option('--text-maxlength <n>', `reader tokens per passage [${d.encode.passageMaxLength}]`, numberArg('--text-maxlength', { integer: true, min: 4 }))
-    .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.encode.pairMaxLength}]`, numberArg('--pair-maxlength', { integer: true, min: 4 }))
-    .option('--answer-maxlength <n>', `target tokens [${d.encode.answerMaxLength}]`, numberArg('--answer-maxlength', { integer: true, min: 2 }))
-    .option('--k <n>', `passages the reader sees (relaxed top-k) [${d.gumbel.k}]`, numberArg('--k', { integer: true, min: 1 }))
+    .option('--steps <n>', `optimizer updates (0 = --epochs passes) [${d.steps}]`, intArg('--steps', 0))
+    .option('--epochs <n>', `passes over the data when --steps is 0 [${d.epochs}]`, intArg('--epochs', 1))
+    .option('--batch-size <n>', `questions per update [${d.batchSize}]`, intArg('--batch-size', 1))
+    .option('--accumulation-steps <n>', 'micro-batches of --batch-size summed into one update (gradient accumulation) [1]', intArg('--accumulation-steps', 1))
+    .option('--n-passages <n>', `candidates per question (top-k of n) [${d.encode.nPassages}]`, intArg('--n-passages', 1))
+    .option('--text-maxlength <n>', `reader tokens per passage [${d.encode.passageMaxLength}]`, intArg('--text-maxlength', 4))
+    .option('--pair-maxlength <n>', `reranker tokens per (query, passage) pair [${d.encode.pairMaxLength}]`, intArg('--pair-maxlength', 4))
+    .option('--answer-maxlength <n>', `target tokens [${d.encode.answerMaxLength}]`, intArg('--answer-maxlength', 2))
+    .option('--k <n>', `passages the reader sees (relaxed top-k) [${d.gumbel.k}]`, intArg('--k', 1))
     .option('--tau <x>', `Gumbel-softmax temperature [${d.gumbel.tau}]`, numberArg('--tau', { min: 1e-6 }))
     .option('--kappa <x>', `scale of the reranker scores [${d.gumbel.kappa}]`, numberArg('--kappa', { min: 0 }))
     .option('--lr <x>', `peak learning rate (AdamW) [${d.lr}]`, numberArg('--lr', { min: 0 }))
-    .option('--warmup-steps <n>', `linear warm-up [${d.warmupSteps}]`, numberArg('--warmup-steps', { integer: true, min: 0 }))
+    .option('--warmup-steps <n>', `linear warm-up [${d.warmupSteps}]`, intArg('--warmup-steps', 0))
     .option('--weight-decay <x>', `AdamW weight decay [${d.weightDecay}]`, numberArg('--weight-decay', { min: 0 }))
     .option('--clip-norm <x>', `global gradient-norm clip, 0 = off [${d.clipNorm}]`, numberArg('--clip-norm', { min: 0 }))
     .addOption(new Option('--schedule <kind>', `learning-rate schedule [${d.schedule}]`).choices(['linear', 'constant']))
     .option('--temperature-score <x>', `baselines: T_s of the student softmax(w / T_s) [${d.temperatureScore}]`, numberArg('--temperature-score', { min: 1e-6 }))
     .option('--temperature-gold <x>', `baselines: T_g of the target softmax(s / T_g) [${d.temperatureGold}]`, numberArg('--temperature-gold', { min: 1e-6 }))
-    .option('--seed <n>', `seed of data order and Gumbel noise [${d.seed}]`, numberArg('--seed', { integer: true, min: 0 }))
-    .option('--limit <n>', 'use only the first n examples', numberArg('--limit', { integer: true, min: 1 }))
-    .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, numberArg('--log-every', { integer: true, min: 1 }))
+    .option('--seed <n>', `seed of data order and Gumbel noise [${d.seed}]`, intArg('--seed', 0))
+    .option('--limit <n>', 'use only the first n examples', intArg('--limit', 1))
+    .option('--log-every <n>', `steps between log lines when not on a terminal [${d.logEvery}]`, intArg('--log-every', 1))
     .addOption(new Option('--log-format <fmt>', 'progress as text or JSON lines').choices(['text', 'json']).default('text'))
-    .option('--save-every <n>', 'write a checkpoint to OUT/checkpoints every n steps (0: only at the end and on SIGTERM/SIGUSR1) [0]', numberArg('--save-every', { integer: true, min: 0 }))
-    .option('--keep <n>', 'complete checkpoints kept, newest first [3]', numberArg('--keep', { integer: true, min: 1 }))
+    .option('--save-every <n>', 'write a checkpoint to OUT/checkpoints every n steps (0: only at the end and on SIGTERM/SIGUSR1) [0]', intArg('--save-every', 0))
+    .option('--keep <n>', 'complete checkpoints kept, newest first [3]', intArg('--keep', 1))
     .option('--resume <latest|auto|dir>', 'continue from OUT/checkpoints/latest or a checkpoint directory (bit-identical to an uninterrupted run); auto: the latest if there is one, else start fresh (for requeued jobs)')
     .option('--no-checkpoints', 'write no checkpoints and ignore SIGTERM/SIGUSR1 handling')
     .addOption(new Option('--train <what>', 'reranker (against the frozen reader), reader (as train-reader, to OUT/reader) or both jointly (OUT/reranker and OUT/reader) [reranker]').choices([...TRAIN_TARGETS]))
     .option('--reader-lr <x>', `the reader's peak learning rate with --train reader|both [${READER_LR_DEFAULT}]`, numberArg('--reader-lr', { min: 0 }))
-    .option('--eval-every <n>', 'evaluate the current reranker on --eval-data every n steps and at the end (0: only at the end); metrics to OUT/eval.jsonl', numberArg('--eval-every', { integer: true, min: 0 }))
+    .option('--eval-every <n>', 'evaluate the current reranker on --eval-data every n steps and at the end (0: only at the end); metrics to OUT/eval.jsonl', intArg('--eval-every', 0))
     .option('--eval-data <file>', 'labelled eval data (gold flags, from `grerank prepare`) for --eval-every')
-    .option('--eval-k <n>', 'top-k of the eval metrics [5]', numberArg('--eval-k', { integer: true, min: 1 }))
-    .option('--eval-limit <n>', 'evaluate on the first n eval questions only', numberArg('--eval-limit', { integer: true, min: 1 }))
+    .option('--eval-k <n>', 'top-k of the eval metrics [5]', intArg('--eval-k', 1))
+    .option('--eval-limit <n>', 'evaluate on the first n eval questions only', intArg('--eval-limit', 1))
     .option('--eval-generate', 'also let the reader answer from the top-k during evaluation (EM, SubEM, F1)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
-    .option('--metrics-port <port>', 'serve Prometheus metrics of this run on http://HOST:PORT/metrics while it trains (docs/metrics.md); 0 = off [0]', numberArg('--metrics-port', { integer: true, min: 0 }))
+    .option('--metrics-port <port>', 'serve Prometheus metrics of this run on http://HOST:PORT/metrics while it trains (docs/metrics.md); 0 = off [0]', intArg('--metrics-port', 0))
     .action(
       action(async (o: Record<string, unknown>) => {
         const fromFile = o.config ? (readJsonFile(o.config as string) as Partial<TrainConfig>) : {};

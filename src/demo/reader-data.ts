@@ -55,14 +55,12 @@ const BIRTHPLACE_PROFESSION: Record<string, string> = { director_birthplace: 'fi
  * better than log(passages - 1) nats.
  */
 function chainExamples(examples: readonly SynthExample[], n: number, rng: Rng): SynthExample[] {
-  const births = new Map<string, Map<string, SynthPassage>>();
-  for (const ex of examples) {
-    for (const c of ex.ctxs) {
-      if (!/\b[Bb]orn\b/.test(c.text)) continue;
-      for (const p of Object.values(BIRTHPLACE_PROFESSION)) {
-        if (c.text.includes(p)) births.get(p)?.set(c.text, c) ?? births.set(p, new Map([[c.text, c]]));
-      }
-    }
+  // Per profession, each birth passage of the candidates once (by text).
+  const births = new Map<string, SynthPassage[]>();
+  for (const prof of Object.values(BIRTHPLACE_PROFESSION)) {
+    const byText = new Map<string, SynthPassage>();
+    for (const ex of examples) for (const c of ex.ctxs) if (/\b[Bb]orn\b/.test(c.text) && c.text.includes(prof)) byText.set(c.text, c);
+    births.set(prof, [...byText.values()]);
   }
   const out: SynthExample[] = [];
   for (const ex of examples) {
@@ -70,9 +68,9 @@ function chainExamples(examples: readonly SynthExample[], n: number, rng: Rng): 
     const answer = ex.ctxs.find((c) => c.gold && c.has_answer);
     const bridge = ex.ctxs.find((c) => c.indirect);
     if (!prof || ex.hops !== 2 || !answer || !bridge) continue;
-    const pool = [...births.get(prof)!.values()].filter((c) => c.text !== answer.text && !c.text.includes(ex.target));
+    const pool = births.get(prof)!.filter((c) => c.text !== answer.text && !c.text.includes(ex.target));
     if (pool.length < n - 2) continue;
-    const others = rng.shuffle([...pool]).slice(0, n - 2).map((c) => ({ ...c, gold: false, has_answer: false, indirect: false }));
+    const others = rng.shuffle(pool).slice(0, n - 2).map((c) => ({ ...c, gold: false, has_answer: false, indirect: false }));
     out.push({ ...ex, id: `${ex.id}-chain`, ctxs: rng.shuffle([answer, bridge, ...others]) });
   }
   return out;
