@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
-import { DEMO_DEFAULTS, demoReader, type DemoOptions } from '../src/demo/demo.js';
+import { DEMO_DEFAULTS, demoReader, runDemo, type DemoOptions } from '../src/demo/demo.js';
 import { removeDir, tempDir } from './helpers/cli.js';
 
 /** The demo reader's two stages, at a toy size: what is trained, cached and reused. */
@@ -63,4 +63,32 @@ describe('the demo reader: first stage, then renamed and chain questions', () =>
     expect(existsSync(join(out, 'reader', 'model.safetensors'))).toBe(true);
     expect(stamp(join(out, 'reader')).renamed).toBeUndefined();
   }, 120_000);
+
+  it('runs the demo on a reader given with --reader, of another shape than the demo config, and refuses one on another tokenizer', async () => {
+    // A 16-d reader trained on this data's tokenizer, given to a run whose own config is 24-d:
+    // the given reader is used as is (no training), and the reranker starts from its T5.
+    const given = join(out, 'given-reader');
+    cpSync(await demoReader(opts([], 0)), given, { recursive: true });
+    const run = join(out, 'run-given');
+    const lines: string[] = [];
+    const o: DemoOptions = { ...opts(lines, 0), out: run, dModel: 24, reader: given, methods: ['gumbel'], rerankerSteps: 2, workers: 1, batchSize: 1, evalLimit: 3, generate: false, backend: 'wasm' };
+    const r = await runDemo(o);
+    expect(lines.join('\n')).toContain(`reader: using ${given} (d_model 16, 2+2 layers)`);
+    expect(lines.join('\n')).not.toMatch(/training a FiD reader/);
+    expect(existsSync(join(run, 'reader'))).toBe(false);
+    const shape = (d: string) => (JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')) as { d_model: number }).d_model;
+    expect(shape(join(run, 'reranker-untrained'))).toBe(16);
+    expect(readFileSync(join(run, 'reranker-untrained', 'model.safetensors')).length).toBe(readFileSync(join(given, 'model.safetensors')).length);
+    expect(r.results.map((x) => x.method)).toEqual(['retriever order', 'untrained reranker', 'G-Rerank']);
+    expect(shape(join(run, 'gumbel', 'reranker'))).toBe(16);
+
+    // A reader on another vocabulary would read other words: one line naming the file.
+    const other = join(out, 'other-reader');
+    cpSync(given, other, { recursive: true });
+    const tok = JSON.parse(readFileSync(join(other, 'tokenizer.json'), 'utf8')) as { model: { vocab: Array<[string, number]> } };
+    tok.model.vocab.push(['zzzextra', -20]);
+    writeFileSync(join(other, 'tokenizer.json'), JSON.stringify(tok));
+    await expect(runDemo({ ...o, reader: other })).rejects.toThrow(`--reader ${other}: its tokenizer.json is not this demo's`);
+    await expect(runDemo({ ...o, reader: join(out, 'nowhere') })).rejects.toThrow(`--reader ${join(out, 'nowhere')}: no model.safetensors`);
+  }, 180_000);
 });

@@ -31,6 +31,7 @@ export function registerDemo(program: Command): void {
     .option('--metrics-port <port>', 'Prometheus endpoint of the training jobs [a free port, printed]', intArg('--metrics-port', 0))
     .option('--eval-limit <n>', 'evaluate on the first n test questions only', intArg('--eval-limit', 1))
     .option('--no-generate', 'ranking metrics only: the reader does not answer (faster)')
+    .option('--reader <dir>', "a reader trained elsewhere on this demo's tokenizer (Hugging Face T5 directory, any shape), instead of the shipped or cached one")
     .option('--build-reader', 'train the demo reader of these settings into assets/demo-reader (what the repository ships) and stop')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .addHelpText('after', '\nEvery training job runs through launcher/start.js with --cpu-workers; see docs/demo.md.')
@@ -57,6 +58,7 @@ export function registerDemo(program: Command): void {
           ...given('workers'),
           ...given('metricsPort'),
           ...given('evalLimit'),
+          ...given('reader'),
           generate: o.generate !== false,
           methods: methods as DemoMethod[],
           backend: o.backend as string,
@@ -69,6 +71,7 @@ export function registerDemo(program: Command): void {
           },
         };
         const t0 = performance.now();
+        if (o.buildReader && o.reader !== undefined) throw new GrerankError('--build-reader trains the demo reader; it cannot be combined with --reader');
         if (o.buildReader) {
           const dir = await buildShippedReader(opts);
           process.stderr.write(`[demo] wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);

@@ -48,6 +48,11 @@ export interface DemoOptions {
    */
   readerRenamedSteps: number;
   /**
+   * A reader trained elsewhere (a Hugging Face T5 directory on this demo's tokenizer, e.g. by
+   * scripts/reader-probe on a GPU), used instead of the shipped or cached one; any T5 shape.
+   */
+  reader?: string;
+  /**
    * Where the untrained reranker's weights come from: the reader's T5 (as RankT5 starts from a
    * pretrained T5, with no ranking training) or random.
    */
@@ -239,8 +244,23 @@ async function buildReader(o: DemoOptions, s: DemoSetup, dir: string): Promise<v
   await buildRenamedStage(o, s, first, dir);
 }
 
-/** The reader: the shipped one or the run's cached one when their settings match, else trained now. */
+/** Checks that `dir` is a reader the demo can use: model, config, and this demo's exact tokenizer. */
+function checkGivenReader(dir: string, s: DemoSetup): void {
+  for (const f of ['model.safetensors', 'config.json', 'tokenizer.json'])
+    if (!existsSync(join(dir, f))) throw new GrerankError(`--reader ${dir}: no ${f} (expected a Hugging Face T5 directory)`);
+  // Token ids are the data's contract: a reader on another vocabulary would read other words.
+  if (readFileSync(join(dir, 'tokenizer.json'), 'utf8') !== s.tokJson)
+    throw new GrerankError(`--reader ${dir}: its tokenizer.json is not this demo's ${s.tokFile} (a reader for other --seed or --reader-questions?)`);
+}
+
+/** The reader: one given with --reader, the shipped one or the run's cached one when their settings match, else trained now. */
 async function reader(o: DemoOptions, s: DemoSetup): Promise<string> {
+  if (o.reader !== undefined) {
+    checkGivenReader(o.reader, s);
+    const c = JSON.parse(readFileSync(join(o.reader, 'config.json'), 'utf8')) as Record<string, unknown>;
+    log(o)(`reader: using ${o.reader} (d_model ${c.d_model}, ${c.num_layers}+${c.num_decoder_layers ?? c.num_layers} layers)`);
+    return o.reader;
+  }
   if (readerMatches(SHIPPED_READER, s.readerSettings)) {
     log(o)(`reader: using the shipped reader ${SHIPPED_READER} (rebuild: grerank demo --build-reader)`);
     return SHIPPED_READER;
@@ -398,8 +418,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const rerankerInit = join(o.out, 'reranker-untrained');
   const files = { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson };
   if (o.rerankerInit === 'reader') {
-    // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet.
-    saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), files);
+    // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet. A given
+    // reader may have another shape: its own config.json comes along with its weights.
+    const { 'config.json': _ownShape, ...rest } = files;
+    saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), o.reader !== undefined ? rest : files);
     log(o)(`reranker: RankT5-style, initialised from the reader's T5 weights (not trained for ranking)`);
   } else {
     saveModelDir(rerankerInit, o.out, initT5StateDict(s.t5, o.seed + 2).tensors, files);
