@@ -1,6 +1,6 @@
 # A minimal PyTorch Fusion-in-Decoder on T5 v1.0 (Hugging Face parameter names), to probe how a
-# reader of the demo's size learns, about 3x faster than the wasm backend allows on one core, and on a GPU. It gives the
-# project's FidReader's answer NLL to 1e-6 on the shipped reader (README.md here says how to check).
+# reader of the demo's size learns: about 3x faster than the wasm backend on one core, or on a GPU.
+# It gives the project's FidReader's answer NLL to 1e-6 on the shipped reader (README.md here says how to check).
 import json, math, os, shutil, struct
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 

@@ -416,15 +416,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const readerDir = await reader(o, s);
 
   const rerankerInit = join(o.out, 'reranker-untrained');
-  const files = { 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n', 'tokenizer.json': s.tokJson };
+  const tokenizer = { 'tokenizer.json': s.tokJson };
   if (o.rerankerInit === 'reader') {
-    // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet. A given
-    // reader may have another shape: its own config.json comes along with its weights.
-    const { 'config.json': _ownShape, ...rest } = files;
-    saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), o.reader !== undefined ? rest : files);
+    // RankT5's recipe: a T5 checkpoint plus a scoring token, no ranking training yet. The
+    // reader's own config.json comes along with its weights (a given reader may have any shape).
+    saveModelDir(rerankerInit, readerDir, readSafetensors(join(readerDir, 'model.safetensors')), tokenizer);
     log(o)(`reranker: RankT5-style, initialised from the reader's T5 weights (not trained for ranking)`);
   } else {
-    saveModelDir(rerankerInit, o.out, initT5StateDict(s.t5, o.seed + 2).tensors, files);
+    saveModelDir(rerankerInit, o.out, initT5StateDict(s.t5, o.seed + 2).tensors, { ...tokenizer, 'config.json': JSON.stringify(s.hfConfig, null, 2) + '\n' });
     log(o)(`reranker: RankT5-style, randomly initialised`);
   }
 
